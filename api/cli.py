@@ -1,0 +1,108 @@
+"""The `taskapi` command: serve, migrate, token."""
+
+import argparse
+import asyncio
+import os
+import sys
+
+import uvicorn
+
+from api import migrations
+from api.auth import is_valid_user_id, mint_token
+from api.config import Settings, get_settings
+from api.db import create_engine
+from api.embedded import embedded_database_url, embedded_jwt_secret
+from api.preflight import PreflightError, check_database
+
+
+def _database_url(settings: Settings) -> str:
+    return settings.database_url or embedded_database_url(settings.data_dir)
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    if settings.embedded:
+        return embedded_jwt_secret(settings.data_dir)
+    raise SystemExit("JWT_SECRET is not set; it must be at least 32 bytes")
+
+
+def migrate(_: argparse.Namespace) -> None:
+    settings = get_settings()
+    url = settings.direct_database_url or embedded_database_url(settings.data_dir)
+    migrations.upgrade(url)
+    print(f"migrated to {migrations.head_revision()}")
+
+
+async def _preflight(url: str, settings: Settings) -> None:
+    engine = create_engine(url, settings)
+    try:
+        await check_database(engine, expected_revision=migrations.head_revision())
+    finally:
+        await engine.dispose()
+
+
+def serve(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    secret = _jwt_secret(settings)
+    url = _database_url(settings)
+    if settings.embedded:
+        migrations.upgrade(url)
+    try:
+        asyncio.run(_preflight(url, settings))
+    except PreflightError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+    # The app reads its settings from the environment, in this process and in any worker.
+    os.environ["DATABASE_URL"] = url
+    os.environ["JWT_SECRET"] = secret
+    get_settings.cache_clear()
+    base = f"http://{args.host}:{args.port}"
+    print(f"taskapi serving on {base}  (docs: {base}/docs)", flush=True)
+    if settings.embedded:
+        _print_example(base, secret, settings)
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port)
+
+
+def _print_example(base: str, secret: str, settings: Settings) -> None:
+    token = mint_token(secret, "demo", ttl_seconds=24 * 3600)
+    print(
+        f"embedded PostgreSQL in {settings.data_dir}/pg; try it (token valid 24 h):\n"
+        f"  export TOKEN={token}\n"
+        f"  curl -si -X POST {base}/api/demo/tasks -H \"Authorization: Bearer $TOKEN\" "
+        "-H 'Content-Type: application/json' -d '{\"title\": \"Try the task API\"}'\n"
+        f"  curl -s {base}/api/demo/tasks -H \"Authorization: Bearer $TOKEN\"",
+        flush=True,
+    )
+
+
+def token(args: argparse.Namespace) -> None:
+    if not is_valid_user_id(args.user_id):
+        raise SystemExit("USER_ID must be 1 to 255 printable characters")
+    print(mint_token(_jwt_secret(get_settings()), args.user_id, ttl_seconds=args.ttl))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskapi", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="serve the API")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.set_defaults(handler=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations")
+    migrate_parser.set_defaults(handler=migrate)
+
+    token_parser = commands.add_parser("token", help="print a signed token for local use")
+    token_parser.add_argument("user_id", metavar="USER_ID")
+    token_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token_parser.set_defaults(handler=token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        sys.exit(130)

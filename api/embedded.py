@@ -1,0 +1,48 @@
+"""The embedded default: a PostgreSQL server from the pgserver wheel, kept under the data dir.
+
+pgserver copes with running as root (it runs postgres as a dedicated system user), so this
+works in CI containers too.
+"""
+
+import secrets
+import warnings
+from pathlib import Path
+
+import psycopg
+
+DATABASE_NAME = "taskapi"
+_servers: dict[Path, object] = {}  # handles kept alive for the life of the process
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server and return a URL to the project's database."""
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir it does not need; CI has none.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: production deployments never start it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = (data_dir / "pg").resolve()
+    server = _servers.get(pgdata) or pgserver.get_server(pgdata, cleanup_mode="stop")
+    _servers[pgdata] = server
+    _ensure_database(server.get_uri())
+    return server.get_uri(DATABASE_NAME)
+
+
+def _ensure_database(maintenance_url: str) -> None:
+    with psycopg.connect(maintenance_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'create database "{DATABASE_NAME}"')
+
+
+def embedded_jwt_secret(data_dir: Path) -> str:
+    """A signing secret generated once and kept, private, under the data dir."""
+    path = data_dir / "jwt_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()

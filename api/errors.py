@@ -1,0 +1,156 @@
+"""Typed errors and the one place that renders every error as RFC 9457 problem details."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg import errors as pg_errors
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("api.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """An expected failure with an HTTP status; `detail` is safe to show to the client."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status = HTTPStatus.BAD_REQUEST
+
+
+class Unauthorized(AppError):
+    status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        # RFC 6750 section 3: no error code when the request carried no credentials at all.
+        challenge = 'Bearer realm="taskapi"'
+        if error:
+            challenge += f', error="{error}", error_description="{detail}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(AppError):
+    status = HTTPStatus.FORBIDDEN
+
+
+class NotFound(AppError):
+    status = HTTPStatus.NOT_FOUND
+
+
+class Unprocessable(AppError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class ServiceUnavailable(AppError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "title"]])
+    msg: str = Field(examples=["String should have at most 200 characters"])
+    type: str = Field(examples=["string_too_long"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every error response."""
+
+    type: str = Field(default="about:blank", examples=["about:blank"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["task 42 not found"])
+    errors: list[FieldError] | None = Field(
+        default=None, description="Present on validation errors: one entry per bad field."
+    )
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: never echo the rejected input back.
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in jsonable_encoder(exc.errors())
+    ]
+
+
+def _is_malformed_json(exc: RequestValidationError) -> bool:
+    return any(error.get("type") == "json_invalid" for error in exc.errors())
+
+
+# SQLSTATE classes that mean "the database is not there right now", not "the input is bad".
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
+
+
+def _database_error_response(exc: DBAPIError) -> JSONResponse:
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None) or ""
+    if isinstance(original, pg_errors.CheckViolation | pg_errors.DataError):
+        return problem_response(422, "a value is outside what a task can hold")
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or exc.connection_invalidated:
+        return problem_response(
+            503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"}
+        )
+    logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=exc)
+    return problem_response(500, "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if _is_malformed_json(exc):
+            return problem_response(400, "the request body is not valid JSON")
+        return problem_response(
+            422, "the request has invalid fields", errors=_field_errors(exc)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        return _database_error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return problem_response(500, "internal error")

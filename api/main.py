@@ -1,0 +1,64 @@
+"""The application factory: settings, the database engine, routes and error handling."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api import migrations
+from api.config import Settings, get_settings
+from api.db import create_engine
+from api.errors import ServiceUnavailable, install_error_handlers
+from api.preflight import check_database
+from api.tasks.router import router as tasks_router
+
+DESCRIPTION = """
+A per-user task list. Every route under `/api/{user_id}` needs `Authorization: Bearer <JWT>`
+whose `sub` equals `{user_id}`. Which rows a caller can see is decided inside PostgreSQL by
+row-level-security policies; errors are RFC 9457 problem details.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL is not set (`taskapi serve` sets up the embedded one)")
+    if settings.jwt_secret is None:
+        raise RuntimeError("JWT_SECRET is not set; it must be at least 32 bytes")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(settings.database_url, settings)
+        try:
+            await check_database(app.state.engine, expected_revision=migrations.head_revision())
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(tasks_router)
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        summary="Readiness: the database answers",
+        responses={503: {"description": "The database is unreachable"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("select 1"))
+        except Exception:
+            raise ServiceUnavailable("the database is unreachable", retry_after_seconds=2) from None
+        return JSONResponse({"status": "ready"})
+
+    return app

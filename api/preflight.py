@@ -1,0 +1,73 @@
+"""Checks run before serving: refuse to start on a database where isolation would not hold."""
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.db import APP_ROLE, IDENTITY_STATEMENT
+
+_SCHEMA_VERSION = text("select version_num from alembic_version")
+_ISOLATION_FACTS = text(
+    """
+    select r.rolsuper as superuser,
+           r.rolbypassrls as bypassrls,
+           pg_has_role(current_user, c.relowner, 'USAGE') as owns_tasks,
+           c.relrowsecurity as rls_enabled,
+           c.relforcerowsecurity as rls_forced
+      from pg_roles r, pg_class c
+     where r.rolname = current_user
+       and c.oid = to_regclass('public.tasks')
+    """
+)
+
+
+class PreflightError(RuntimeError):
+    """The database is not safe or not ready to serve; the message says what to fix."""
+
+
+async def check_database(engine: AsyncEngine, *, expected_revision: str | None) -> None:
+    async with engine.connect() as connection, connection.begin() as transaction:
+        await _check_schema_version(connection, expected_revision)
+        try:
+            # Set up exactly as a request is: the effective role below is the one requests use.
+            await connection.execute(IDENTITY_STATEMENT, {"user_id": ""})
+        except DBAPIError:
+            raise PreflightError(
+                f"the login role cannot switch to {APP_ROLE}; as an administrator run: "
+                f"GRANT {APP_ROLE} TO <login role>;"
+            ) from None
+        facts = (await connection.execute(_ISOLATION_FACTS)).mappings().one_or_none()
+        await transaction.rollback()
+    if facts is None:
+        raise PreflightError("table public.tasks is missing; run `taskapi migrate`")
+    problems = _isolation_problems(facts)
+    if problems:
+        raise PreflightError("row-level security would not hold: " + "; ".join(problems))
+
+
+async def _check_schema_version(connection, expected_revision: str | None) -> None:
+    try:
+        async with connection.begin_nested():
+            current = (await connection.execute(_SCHEMA_VERSION)).scalar_one_or_none()
+    except DBAPIError:
+        current = None
+    if current != expected_revision:
+        raise PreflightError(
+            f"the database schema is at revision {current or 'none'}, "
+            f"expected {expected_revision}; run `taskapi migrate`"
+        )
+
+
+def _isolation_problems(facts) -> list[str]:
+    problems = []
+    if facts["superuser"]:
+        problems.append(f"{APP_ROLE} is a superuser (ALTER ROLE {APP_ROLE} NOSUPERUSER)")
+    if facts["bypassrls"]:
+        problems.append(f"{APP_ROLE} has BYPASSRLS (ALTER ROLE {APP_ROLE} NOBYPASSRLS)")
+    if facts["owns_tasks"]:
+        problems.append(f"{APP_ROLE} owns tasks (ALTER TABLE tasks OWNER TO <owner role>)")
+    if not facts["rls_enabled"]:
+        problems.append("RLS is disabled on tasks (ALTER TABLE tasks ENABLE ROW LEVEL SECURITY)")
+    if not facts["rls_forced"]:
+        problems.append("RLS is not forced on tasks (ALTER TABLE tasks FORCE ROW LEVEL SECURITY)")
+    return problems

@@ -1,0 +1,191 @@
+"""The task model family: the table, what a client may send, and what it gets back."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, StrictBool, field_serializer
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Text,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+BIGINT_MAX = 2**63 - 1
+
+SQLModel.metadata.naming_convention = {
+    "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
+def _storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _trimmed_title(value: str) -> str:
+    value = _storable(value).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _description(value: str | None) -> str | None:
+    return None if value is None else _storable(value)
+
+
+Title = Annotated[str, AfterValidator(_trimmed_title)]
+Description = Annotated[str | None, AfterValidator(_description)]
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+
+class Task(SQLModel, table=True):
+    """A row of `tasks`. Who may see it is decided by the policies in db/policies/."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(f"char_length(title) between 1 and {TITLE_MAX}", name="title_length"),
+        CheckConstraint(
+            f"description is null or char_length(description) <= {DESCRIPTION_MAX}",
+            name="description_length",
+        ),
+        CheckConstraint("char_length(user_id) between 1 and 255", name="user_id_length"),
+        # One index per sort order; each starts with user_id, which the policy pins.
+        Index("tasks_user_id_created_at_id_idx", "user_id", "created_at", "id"),
+        Index("tasks_user_id_updated_at_id_idx", "user_id", "updated_at", "id"),
+        Index("tasks_user_id_title_id_idx", "user_id", "title", "id"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=True), primary_key=True),
+    )
+    user_id: str = Field(
+        sa_column=Column(Text, nullable=False, server_default=text("app.current_user_id()"))
+    )
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    completed: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+class _ClientInput(SQLModel):
+    # The owner and the bookkeeping fields come from the server, never from the body.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(_ClientInput):
+    title: Title = Field(min_length=1, max_length=TITLE_MAX, schema_extra={"examples": ["Buy milk"]})
+    description: Description = Field(
+        default=None, max_length=DESCRIPTION_MAX, schema_extra={"examples": ["2 litres, oat"]}
+    )
+    completed: StrictBool = False
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"title": "Buy milk", "description": "2 litres, oat"}]},
+    )
+
+
+class TaskUpdate(_ClientInput):
+    """PUT body: `title` is required; absent optional fields are left unchanged."""
+
+    title: Title = Field(min_length=1, max_length=TITLE_MAX)
+    description: Description = Field(default=None, max_length=DESCRIPTION_MAX)
+    completed: StrictBool | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"title": "Buy oat milk", "completed": True}]},
+    )
+
+
+class TaskCompletion(_ClientInput):
+    """PATCH .../complete body: set `completed`; send no body to toggle it."""
+
+    completed: StrictBool
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"completed": True}]})
+
+
+class TaskRead(SQLModel):
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "user_id": "user_2x7mQ",
+                    "title": "Buy milk",
+                    "description": "2 litres, oat",
+                    "completed": False,
+                    "created_at": "2026-11-23T09:30:00.123456Z",
+                    "updated_at": "2026-11-23T09:30:00.123456Z",
+                }
+            ]
+        }
+    )
+
+    @field_serializer("created_at", "updated_at")
+    def _as_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class TaskStatus(StrEnum):
+    all = "all"
+    pending = "pending"
+    completed = "completed"
+
+
+class TaskSort(StrEnum):
+    created = "created"
+    newest_first = "-created"
+    updated = "updated"
+    recently_updated_first = "-updated"
+    title = "title"
+    title_descending = "-title"
+
+    @property
+    def column(self) -> str:
+        return {"created": "created_at", "updated": "updated_at", "title": "title"}[
+            self.value.lstrip("-")
+        ]
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
