@@ -26,11 +26,7 @@ def mint_token(secret: str, user_id: str, *, ttl_seconds: int = 3600) -> str:
 
 def is_valid_user_id(value: object) -> bool:
     """A user id is a non-empty, bounded string without control characters."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_SUBJECT_LENGTH
-        and value.isprintable()
-    )
+    return isinstance(value, str) and 0 < len(value) <= MAX_SUBJECT_LENGTH and value.isprintable()
 
 
 def verify_token(token: str, *, secret: str, leeway_seconds: int) -> str:

@@ -68,9 +68,9 @@ def _print_example(base: str, secret: str, settings: Settings) -> None:
     print(
         f"embedded PostgreSQL in {settings.data_dir}/pg; try it (token valid 24 h):\n"
         f"  export TOKEN={token}\n"
-        f"  curl -si -X POST {base}/api/demo/tasks -H \"Authorization: Bearer $TOKEN\" "
+        f'  curl -si -X POST {base}/api/demo/tasks -H "Authorization: Bearer $TOKEN" '
         "-H 'Content-Type: application/json' -d '{\"title\": \"Try the task API\"}'\n"
-        f"  curl -s {base}/api/demo/tasks -H \"Authorization: Bearer $TOKEN\"",
+        f'  curl -s {base}/api/demo/tasks -H "Authorization: Bearer $TOKEN"',
         flush=True,
     )
 

@@ -12,9 +12,7 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
-
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from api.auth import CurrentUserId
 from api.config import Settings
 

@@ -7,33 +7,38 @@ works in CI containers too.
 import secrets
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 DATABASE_NAME = "taskapi"
-_servers: dict[Path, object] = {}  # handles kept alive for the life of the process
+_servers: dict[Path, Any] = {}  # handles kept alive for the life of the process
 
 
-def embedded_database_url(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server and return a URL to the project's database."""
+def start_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
+    """Start (or reuse) a pgserver PostgreSQL in `pgdata`; it stops when this process exits."""
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir it does not need; CI has none.
         warnings.simplefilter("ignore")
         import pgserver  # imported lazily: production deployments never start it
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = (data_dir / "pg").resolve()
-    server = _servers.get(pgdata) or pgserver.get_server(pgdata, cleanup_mode="stop")
-    _servers[pgdata] = server
+    pgdata = pgdata.resolve()
+    if pgdata not in _servers:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    return _servers[pgdata]
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server and return a URL to the project's database."""
+    server = start_server(data_dir / "pg")
     _ensure_database(server.get_uri())
     return server.get_uri(DATABASE_NAME)
 
 
 def _ensure_database(maintenance_url: str) -> None:
     with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (DATABASE_NAME,)
-        ).fetchone()
+        exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
             conn.execute(f'create database "{DATABASE_NAME}"')
 

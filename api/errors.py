@@ -137,9 +137,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         if _is_malformed_json(exc):
             return problem_response(400, "the request body is not valid JSON")
-        return problem_response(
-            422, "the request has invalid fields", errors=_field_errors(exc)
-        )
+        return problem_response(422, "the request has invalid fields", errors=_field_errors(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

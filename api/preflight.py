@@ -27,15 +27,15 @@ class PreflightError(RuntimeError):
 
 async def check_database(engine: AsyncEngine, *, expected_revision: str | None) -> None:
     async with engine.connect() as connection, connection.begin() as transaction:
-        await _check_schema_version(connection, expected_revision)
         try:
             # Set up exactly as a request is: the effective role below is the one requests use.
             await connection.execute(IDENTITY_STATEMENT, {"user_id": ""})
         except DBAPIError:
             raise PreflightError(
-                f"the login role cannot switch to {APP_ROLE}; as an administrator run: "
-                f"GRANT {APP_ROLE} TO <login role>;"
+                f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
+                f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
             ) from None
+        await _check_schema_version(connection, expected_revision)
         facts = (await connection.execute(_ISOLATION_FACTS)).mappings().one_or_none()
         await transaction.rollback()
     if facts is None:

@@ -79,9 +79,7 @@ class Task(SQLModel, table=True):
         default=None,
         sa_column=Column(BigInteger, Identity(always=True), primary_key=True),
     )
-    user_id: str = Field(
-        sa_column=Column(Text, nullable=False, server_default=text("app.current_user_id()"))
-    )
+    user_id: str = Field(sa_column=Column(Text, nullable=False, server_default=text("app.current_user_id()")))
     title: str = Field(sa_column=Column(Text, nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     completed: bool = Field(
@@ -182,9 +180,7 @@ class TaskSort(StrEnum):
 
     @property
     def column(self) -> str:
-        return {"created": "created_at", "updated": "updated_at", "title": "title"}[
-            self.value.lstrip("-")
-        ]
+        return {"created": "created_at", "updated": "updated_at", "title": "title"}[self.value.lstrip("-")]
 
     @property
     def descending(self) -> bool:

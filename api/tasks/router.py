@@ -46,9 +46,7 @@ class ListParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: TaskStatus = Field(TaskStatus.all, description="Which tasks to include.")
-    sort: TaskSort = Field(
-        TaskSort.newest_first, description="Sort key; a leading `-` means descending."
-    )
+    sort: TaskSort = Field(TaskSort.newest_first, description="Sort key; a leading `-` means descending.")
     q: StorableText | None = Field(
         None,
         min_length=1,
@@ -57,7 +55,7 @@ class ListParams(BaseModel):
     )
     limit: int = Field(50, ge=1, le=100, description="Page size.")
     cursor: str | None = Field(
-        None, max_length=1024, description="Opaque cursor from a `Link: rel=\"next\"` header."
+        None, max_length=1024, description='Opaque cursor from a `Link: rel="next"` header.'
     )
 
     @field_validator("cursor")
@@ -85,7 +83,7 @@ def _task_location(task: TaskRead) -> str:
     response_model=list[TaskRead],
     responses={
         200: {
-            "description": "A page of tasks; `Link: <...>; rel=\"next\"` when more exist.",
+            "description": 'A page of tasks; `Link: <...>; rel="next"` when more exist.',
             "headers": {"Link": {"description": "RFC 8288 link to the next page"}},
         }
     },
@@ -156,7 +154,7 @@ async def delete_task(session: Session, task_id: TaskId) -> Response:
     "/{task_id}/complete",
     operation_id="completeTask",
     summary="Set or toggle completion",
-    description="With a body `{\"completed\": bool}` sets it (idempotent); with none, toggles.",
+    description='With a body `{"completed": bool}` sets it (idempotent); with none, toggles.',
     response_model=TaskRead,
     responses=NOT_FOUND,
 )

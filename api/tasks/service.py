@@ -18,7 +18,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import NotFound
 from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
@@ -45,9 +45,7 @@ class Page:
 
 def _literal_substring(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, with %, _ and the escape taken literally."""
-    escaped = (
-        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
-    )
+    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
@@ -72,12 +70,8 @@ def _ordered_after_cursor(statement: Select, query: ListQuery) -> Select:
     task_id: ColumnElement = Task.__table__.c.id  # type: ignore[attr-defined]
     if query.cursor is not None:
         position = tuple_(sort_key, task_id)
-        last_seen = tuple_(
-            literal(query.cursor.key, sort_key.type), literal(query.cursor.id, task_id.type)
-        )
-        statement = statement.where(
-            position < last_seen if query.sort.descending else position > last_seen
-        )
+        last_seen = tuple_(literal(query.cursor.key, sort_key.type), literal(query.cursor.id, task_id.type))
+        statement = statement.where(position < last_seen if query.sort.descending else position > last_seen)
     if query.sort.descending:
         return statement.order_by(sort_key.desc(), task_id.desc())
     return statement.order_by(sort_key.asc(), task_id.asc())
@@ -111,9 +105,7 @@ async def update_task(session: AsyncSession, *, task_id: int, data: TaskUpdate) 
     return await _update(session, task_id=task_id, changes=changes)
 
 
-async def set_completion(
-    session: AsyncSession, *, task_id: int, completed: bool | None
-) -> TaskRead:
+async def set_completion(session: AsyncSession, *, task_id: int, completed: bool | None) -> TaskRead:
     """Set `completed`, or toggle it when no value is given."""
     value = Task.__table__.c.completed  # type: ignore[attr-defined]
     return await _update(
@@ -133,10 +125,7 @@ async def _update(session: AsyncSession, *, task_id: int, changes: dict) -> Task
     # Strictly later than before, even if the clock has not moved.
     touched = func.greatest(func.now(), columns.updated_at + literal_column("interval '1 microsecond'"))
     statement = (
-        update(Task)
-        .where(Task.id == task_id)
-        .values(**changes, updated_at=touched)
-        .returning(*TASK_COLUMNS)
+        update(Task).where(Task.id == task_id).values(**changes, updated_at=touched).returning(*TASK_COLUMNS)
     )
     return _the_task(await session.execute(statement), task_id)
 
