@@ -13,6 +13,7 @@ import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
 from api.auth import CurrentUserId
 from api.config import Settings
 
