@@ -6,6 +6,7 @@ import os
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from api import migrations
 from api.auth import is_valid_user_id, mint_token
@@ -104,5 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"invalid settings: {problems}")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,0 +1,143 @@
+"""The `taskapi` command, run as a newcomer and an operator would: real processes, real HTTP."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import jwt
+import psycopg
+
+from tests.conftest import JWT_SECRET
+
+TASKAPI = [sys.executable, "-c", "from api.cli import main; main()"]
+CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "JWT_"))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_taskapi(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*TASKAPI, *args], env={**CLEAN_ENV, **env}, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@contextmanager
+def serving(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, list[str]]]:
+    """Run `taskapi serve` until it answers; yield its base URL and the lines it prints."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*TASKAPI, "serve", "--port", str(port)],
+        env={**CLEAN_ENV, **env, "PYTHONUNBUFFERED": "1"},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "taskapi serve did not answer in time"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base, output
+    finally:
+        process.terminate()
+        # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it stopped.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM), "".join(output)
+        reader.join(timeout=5)
+    assert "Application shutdown complete" in "".join(output)
+
+
+def printed_token(output: list[str]) -> str:
+    match = re.search(r"export TOKEN=(\S+)", "".join(output))
+    assert match, "".join(output)
+    return match.group(1)
+
+
+def test_embedded_mode_serves_persists_and_prints_a_working_example(tmp_path):
+    env = {"TASKAPI_DATA_DIR": str(tmp_path / ".data")}
+    with serving(env, tmp_path) as (base, output):
+        headers = {"Authorization": f"Bearer {printed_token(output)}"}
+        created = httpx.post(f"{base}/api/demo/tasks", json={"title": "from the README"}, headers=headers)
+        assert created.status_code == 201
+        assert created.headers["location"] == f"/api/demo/tasks/{created.json()['id']}"
+    secret_file = tmp_path / ".data" / "jwt_secret"
+    assert secret_file.stat().st_mode & 0o077 == 0, "the generated secret must be private"
+
+    with serving(env, tmp_path) as (base, output):  # a second run keeps data and secret
+        listed = httpx.get(
+            f"{base}/api/demo/tasks", headers={"Authorization": f"Bearer {printed_token(output)}"}
+        )
+        assert [task["title"] for task in listed.json()] == ["from the README"]
+
+
+def test_serves_a_given_database_url(app_url, admin, tmp_path):
+    env = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET}
+    token = run_taskapi("token", "carol", env=env, cwd=tmp_path).stdout.strip()
+    with serving(env, tmp_path) as (base, output):
+        response = httpx.post(
+            f"{base}/api/carol/tasks",
+            json={"title": "over real HTTP"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.text
+        assert "export TOKEN" not in "".join(output), "examples are only printed in embedded mode"
+    assert admin.execute("select user_id, title from tasks").fetchall() == [("carol", "over real HTTP")]
+
+
+def test_token_command_signs_a_token_for_the_user(tmp_path):
+    result = run_taskapi("token", "alice", "--ttl", "120", env={"JWT_SECRET": JWT_SECRET}, cwd=tmp_path)
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert 110 <= claims["exp"] - time.time() <= 121
+
+
+def test_weak_secret_is_refused_with_advice(tmp_path, app_url):
+    result = run_taskapi("serve", env={"DATABASE_URL": app_url, "JWT_SECRET": "short"}, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "JWT_SECRET" in result.stderr and "32 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_secret_with_a_database_url_is_refused(tmp_path, app_url):
+    result = run_taskapi("serve", env={"DATABASE_URL": app_url}, cwd=tmp_path)
+    assert result.returncode != 0 and "JWT_SECRET is not set" in result.stderr
+
+
+def test_migrate_command_migrates_the_database_url(tmp_path, pg_template):
+    from tests.conftest import url_for
+
+    maintenance = url_for(host=pg_template.host, port=pg_template.port, user="postgres", dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute("drop database if exists taskapi_cli")
+        conn.execute("create database taskapi_cli")
+    url = maintenance.replace("/postgres?", "/taskapi_cli?").replace("postgresql://", "postgres://")
+    try:
+        result = run_taskapi("migrate", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select version_num from alembic_version").fetchone() is not None
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute("drop database taskapi_cli with (force)")

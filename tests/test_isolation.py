@@ -1,0 +1,199 @@
+"""Isolation proven at the database: connect as the API does, run SQL with no user filter.
+
+Each test opens a transaction exactly as a request does (the identity statement from
+api/db.py), as a login role that is neither superuser nor owner, and shows what the
+row-level-security policies allow. Nothing here goes through Python service code.
+"""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.conftest import url_for
+
+IDENTITY = "select set_config('role', 'app_user', true), set_config('app.user_id', %s, true)"
+
+
+def as_user(conn: psycopg.Connection, user_id: str | None) -> psycopg.Cursor:
+    """Start the request prologue on `conn` (a transaction is open afterwards)."""
+    cursor = conn.cursor()
+    cursor.execute(IDENTITY, (user_id if user_id is not None else "",))
+    return cursor
+
+
+@pytest.fixture
+def seeded(admin: psycopg.Connection) -> dict[str, list[int]]:
+    """Two users' tasks, written past RLS by the superuser."""
+    ids: dict[str, list[int]] = {"alice": [], "bob": []}
+    for owner, titles in {"alice": ["a1", "a2"], "bob": ["b1", "b2", "b3"]}.items():
+        for title in titles:
+            row = admin.execute(
+                "insert into tasks (user_id, title) values (%s, %s) returning id", (owner, title)
+            ).fetchone()
+            ids[owner].append(row[0])
+    return ids
+
+
+@pytest.fixture
+def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
+    """A connection as the least-privileged login role, not in a transaction yet."""
+    with psycopg.connect(app_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def superuser_conn(admin_url: str) -> Iterator[psycopg.Connection]:
+    """A connection as the superuser: the embedded default and Neon's owner role log in so."""
+    with psycopg.connect(admin_url) as conn:
+        yield conn
+
+
+class TestReading:
+    def test_owner_sees_only_own_rows_without_any_where_clause(self, app_conn, seeded):
+        rows = as_user(app_conn, "alice").execute("select user_id, title from tasks").fetchall()
+        assert sorted(rows) == [("alice", "a1"), ("alice", "a2")]
+
+    def test_other_users_row_by_id_is_invisible(self, app_conn, seeded):
+        cursor = as_user(app_conn, "alice")
+        cursor.execute("select * from tasks where id = %s", (seeded["bob"][0],))
+        assert cursor.fetchall() == []
+
+    def test_aggregates_count_only_own_rows(self, app_conn, seeded):
+        assert as_user(app_conn, "bob").execute("select count(*) from tasks").fetchone() == (3,)
+
+    @pytest.mark.parametrize("user_id", [None, ""], ids=["unset", "empty"])
+    def test_no_user_sees_nothing(self, app_conn, seeded, user_id):
+        assert as_user(app_conn, user_id).execute("select count(*) from tasks").fetchone() == (0,)
+
+    def test_superuser_login_is_isolated_after_the_prologue(self, superuser_conn, seeded):
+        rows = as_user(superuser_conn, "bob").execute("select user_id from tasks").fetchall()
+        assert {row[0] for row in rows} == {"bob"} and len(rows) == 3
+
+    def test_row_security_cannot_be_switched_off(self, app_conn, seeded):
+        cursor = as_user(app_conn, "alice")
+        cursor.execute("set local row_security = off")
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            cursor.execute("select * from tasks")
+
+
+class TestWriting:
+    def test_insert_defaults_the_owner_to_the_caller(self, app_conn, admin):
+        cursor = as_user(app_conn, "alice")
+        cursor.execute("insert into tasks (title) values ('mine') returning user_id")
+        assert cursor.fetchone() == ("alice",)
+        app_conn.commit()
+        assert admin.execute("select user_id from tasks").fetchall() == [("alice",)]
+
+    def test_insert_for_another_owner_is_refused(self, app_conn, admin):
+        cursor = as_user(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            cursor.execute("insert into tasks (user_id, title) values ('bob', 'planted')")
+        app_conn.rollback()
+        assert admin.execute("select count(*) from tasks").fetchone() == (0,)
+
+    def test_moving_own_row_to_another_owner_is_refused(self, app_conn, admin, seeded):
+        cursor = as_user(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            cursor.execute("update tasks set user_id = 'bob' where id = %s", (seeded["alice"][0],))
+        app_conn.rollback()
+        owner = admin.execute("select user_id from tasks where id = %s", (seeded["alice"][0],))
+        assert owner.fetchone() == ("alice",)
+
+    def test_update_of_another_users_rows_affects_nothing(self, app_conn, admin, seeded):
+        cursor = as_user(app_conn, "alice")
+        cursor.execute("update tasks set title = 'hijacked' where user_id = 'bob'")
+        assert cursor.rowcount == 0
+        app_conn.commit()
+        titles = admin.execute("select title from tasks where user_id = 'bob' order by title")
+        assert titles.fetchall() == [("b1",), ("b2",), ("b3",)]
+
+    def test_delete_of_another_users_rows_affects_nothing(self, app_conn, admin, seeded):
+        cursor = as_user(app_conn, "alice")
+        cursor.execute("delete from tasks where id = any(%s)", (seeded["bob"],))
+        assert cursor.rowcount == 0
+        app_conn.commit()
+        assert admin.execute("select count(*) from tasks where user_id = 'bob'").fetchone() == (3,)
+
+    def test_no_user_cannot_insert(self, app_conn, admin):
+        cursor = as_user(app_conn, None)
+        with pytest.raises((errors.NotNullViolation, errors.InsufficientPrivilege)):
+            cursor.execute("insert into tasks (title) values ('orphan')")
+        app_conn.rollback()
+        assert admin.execute("select count(*) from tasks").fetchone() == (0,)
+
+    def test_app_user_cannot_change_the_table_or_its_policies(self, app_conn):
+        cursor = as_user(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("alter table tasks disable row level security")
+        app_conn.rollback()
+        cursor = as_user(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("drop policy tasks_select_own on tasks")
+        app_conn.rollback()
+        cursor = as_user(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("truncate tasks")
+
+
+class TestNoIdentityOutlivesItsTransaction:
+    @pytest.mark.parametrize("end", ["commit", "rollback"])
+    def test_settings_are_gone_after_the_transaction(self, app_conn, login_role, end):
+        as_user(app_conn, "alice").execute("select 1")
+        getattr(app_conn, end)()
+        user_setting, role = app_conn.execute(
+            "select current_setting('app.user_id', true), current_user"
+        ).fetchone()
+        assert user_setting in (None, "")
+        assert role == login_role
+        assert app_conn.execute("select count(*) from tasks").fetchone() is not None
+
+
+class TestTheAppRole:
+    def test_is_least_privileged(self, admin):
+        facts = admin.execute(
+            "select rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb "
+            "from pg_roles where rolname = 'app_user'"
+        ).fetchone()
+        assert facts == (False, False, False, False, False)
+
+    def test_does_not_own_tasks_and_rls_is_enabled_and_forced(self, admin):
+        owner, enabled, forced = admin.execute(
+            "select pg_get_userbyid(relowner), relrowsecurity, relforcerowsecurity "
+            "from pg_class where oid = 'public.tasks'::regclass"
+        ).fetchone()
+        assert owner != "app_user" and enabled and forced
+
+    def test_is_granted_only_dml_on_tasks(self, admin):
+        privileges = admin.execute(
+            "select privilege_type from information_schema.role_table_grants "
+            "where grantee = 'app_user' and table_name = 'tasks' order by 1"
+        ).fetchall()
+        assert [row[0] for row in privileges] == ["DELETE", "INSERT", "SELECT", "UPDATE"]
+
+    def test_policies_cover_every_command_and_only_app_user(self, admin):
+        policies = admin.execute(
+            "select policyname, cmd, roles::text[] from pg_policies where tablename = 'tasks' order by 1"
+        ).fetchall()
+        assert policies == [
+            ("tasks_delete_own", "DELETE", ["app_user"]),
+            ("tasks_insert_own", "INSERT", ["app_user"]),
+            ("tasks_select_own", "SELECT", ["app_user"]),
+            ("tasks_update_own", "UPDATE", ["app_user"]),
+        ]
+
+    def test_a_login_role_without_membership_cannot_become_app_user(self, admin, pg_template):
+        admin.execute("drop role if exists taskapi_outsider")
+        admin.execute("create role taskapi_outsider login")
+        try:
+            url = url_for(
+                host=pg_template.host,
+                port=pg_template.port,
+                user="taskapi_outsider",
+                dbname=admin.info.dbname,
+            )
+            with psycopg.connect(url) as conn, pytest.raises(errors.InsufficientPrivilege):
+                as_user(conn, "alice")
+        finally:
+            admin.execute("drop role taskapi_outsider")
