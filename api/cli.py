@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 import uvicorn
@@ -61,6 +62,9 @@ def serve(args: argparse.Namespace) -> None:
     print(f"taskapi serving on {base}  (docs: {base}/docs)", flush=True)
     if settings.embedded:
         _print_example(base, secret, settings)
+    # uvicorn re-raises SIGTERM after a graceful shutdown; turning it into SystemExit lets exit
+    # handlers run, so the embedded PostgreSQL stops with the server instead of lingering.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port)
 
 
