@@ -120,7 +120,9 @@ def _database_error_response(exc: DBAPIError) -> JSONResponse:
     sqlstate = getattr(original, "sqlstate", None) or ""
     if isinstance(original, pg_errors.CheckViolation | pg_errors.DataError):
         return problem_response(422, "a value is outside what a task can hold")
-    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or exc.connection_invalidated:
+    # An OperationalError without SQLSTATE: the server never answered (refused, unreachable, lost).
+    unreachable = isinstance(original, pg_errors.OperationalError) and not sqlstate
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or exc.connection_invalidated or unreachable:
         return problem_response(
             503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"}
         )

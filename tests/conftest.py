@@ -31,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     server = start_server(workdir / "pg", cleanup_mode="delete")
     config._taskapi_server = server  # type: ignore[attr-defined]
     config._taskapi_workdir = workdir  # type: ignore[attr-defined]
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        # A throwaway server needs no crash safety; cloning a database per test gets cheap.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"alter system set {setting} = off")
+        conn.execute("select pg_reload_conf()")
     info = server.get_postmaster_info()
     config.option.postgresql_host = str(info.socket_dir)
     config.option.postgresql_port = str(info.port or 5432)

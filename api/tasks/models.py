@@ -118,7 +118,8 @@ class TaskUpdate(_ClientInput):
 
     title: Title = Field(min_length=1, max_length=TITLE_MAX)
     description: Description = Field(default=None, max_length=DESCRIPTION_MAX)
-    completed: StrictBool | None = None
+    # Absent: unchanged. An explicit null is not a boolean, so it is rejected (422), not stored.
+    completed: StrictBool = Field(default=None)
 
     model_config = ConfigDict(
         extra="forbid",

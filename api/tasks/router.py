@@ -23,7 +23,8 @@ from api.tasks.pagination import Cursor
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "model": Problem, "content": {PROBLEM_JSON: {}}}
+    schema = {"$ref": "#/components/schemas/Problem"}  # `model` below registers it
+    return {"description": description, "model": Problem, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -1,0 +1,30 @@
+"""Fixtures for the HTTP contract tests, on top of tests/conftest.py."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.db import create_engine
+from api.main import create_app
+from tests.conftest import make_settings
+
+UNREACHABLE_DATABASE = "postgresql://nobody@/nowhere?host=/nonexistent-socket-dir&connect_timeout=1"
+
+
+@pytest.fixture(scope="module")
+def offline_client() -> Iterator[TestClient]:
+    """The app wired to a database that does not exist, its start-up check skipped.
+
+    Whatever it answers, it answered without the database: a request that reached the
+    database would fail (503), so a 401 or 403 from it shows the database was never touched.
+    (test_problem_details checks that it does answer 503 once a request needs the database.)
+    It is also cheap, as it needs no database of its own.
+    """
+    settings = make_settings(UNREACHABLE_DATABASE)
+    app = create_app(settings)
+    app.state.engine = create_engine(UNREACHABLE_DATABASE, settings)
+    # Not entered as a context manager: the lifespan (and its database check) never runs.
+    yield TestClient(app, raise_server_exceptions=False)
+    asyncio.run(app.state.engine.dispose())
