@@ -1,27 +1,51 @@
-"""Bearer-token authentication: a pure dependency that never touches the database."""
+"""Bearer-token authentication: a pure dependency that never touches the database.
+
+Tokens are verified with a shared HS256 secret, with an identity provider's public keys
+(JWKS: Better Auth, Neon Auth, Supabase, ...), or with either. The algorithm allowed for a
+token is decided by our configuration and the key's type, never by the token itself.
+"""
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import Forbidden, Unauthorized
+from api.config import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS, Settings
+from api.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
+from api.jwks import JwksCache, KeysUnavailable
+from api.ratelimit import RateLimiter
 
-ALGORITHM = "HS256"
+DEFAULT_HMAC_ALGORITHM = "HS256"
 MAX_SUBJECT_LENGTH = 255
 MAX_TOKEN_LENGTH = 8192
 
 # Declares the bearer scheme in OpenAPI; errors are produced below, in our own words.
 bearer_scheme = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the user id.")
 
+# PyJWT's exceptions, most specific first, and the short reason a client is told.
+_REASONS: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.exceptions.InvalidSubjectError, "invalid subject"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.DecodeError, "malformed token"),
+]
+
+
+class TooManyRequests(AppError):
+    status = 429
+
 
 def mint_token(secret: str, user_id: str, *, ttl_seconds: int = 3600) -> str:
-    """A signed token for local use and tests."""
+    """A signed HS256 token for local use and tests."""
     now = int(time.time())
     claims = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, secret, algorithm=DEFAULT_HMAC_ALGORITHM)
 
 
 def is_valid_user_id(value: object) -> bool:
@@ -29,52 +53,89 @@ def is_valid_user_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_SUBJECT_LENGTH and value.isprintable()
 
 
-def verify_token(token: str, *, secret: str, leeway_seconds: int) -> str:
-    """Return the token's subject, or raise Unauthorized with a short, non-leaking reason."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthorized("token too long")
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            leeway=leeway_seconds,
-            options={"require": ["exp", "sub"], "verify_aud": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("token expired") from None
-    except jwt.ImmatureSignatureError:
-        raise Unauthorized("token not yet valid") from None
-    except jwt.InvalidSignatureError:
-        raise Unauthorized("bad signature") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise Unauthorized(f"missing claim {exc.claim}") from None
-    except jwt.InvalidAlgorithmError:
-        raise Unauthorized("algorithm not allowed") from None
-    except jwt.PyJWTError:
-        raise Unauthorized("malformed token") from None
-    subject = claims.get("sub")
-    if not is_valid_user_id(subject):
-        raise Unauthorized("invalid subject")
-    return subject
+class TokenVerifier:
+    def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
+        self.secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self.jwks = jwks
+        self.explicit_algorithms = settings.allowed_algorithms
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.leeway_seconds = settings.jwt_leeway_seconds
+        self.required_claims = ["exp", "sub"]
+        self.required_claims += ["iss"] if self.issuer else []
+        self.required_claims += ["aud"] if self.audience else []
+
+    async def subject(self, token: str) -> str:
+        """The token's `sub`, or Unauthorized with a short reason that leaks nothing."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("malformed token") from None
+        if "crit" in header:
+            raise Unauthorized("unsupported critical header")  # we implement no extensions
+        algorithm = header.get("alg")
+        key = await self._key_for(algorithm, header.get("kid"))
+        claims = self._decode(token, key, algorithm)
+        subject = claims.get("sub")
+        if not is_valid_user_id(subject):
+            raise Unauthorized("invalid subject")
+        return subject
+
+    def _allows(self, algorithm: str) -> bool:
+        if self.explicit_algorithms is not None:
+            return algorithm in self.explicit_algorithms
+        return algorithm == DEFAULT_HMAC_ALGORITHM or algorithm in PUBLIC_KEY_ALGORITHMS
+
+    async def _key_for(self, algorithm: object, kid: object) -> Any:
+        if not isinstance(algorithm, str) or not self._allows(algorithm):
+            raise Unauthorized("algorithm not allowed")
+        if algorithm in HMAC_ALGORITHMS and self.secret is not None:
+            return self.secret
+        if algorithm in PUBLIC_KEY_ALGORITHMS and self.jwks is not None:
+            if kid is not None and not isinstance(kid, str):
+                raise Unauthorized("malformed token")
+            try:
+                key = await self.jwks.key_for(kid)
+            except KeysUnavailable:
+                raise ServiceUnavailable("the identity provider's keys are unavailable") from None
+            if key is None:
+                raise Unauthorized("unknown signing key")
+            if key.algorithm_name != algorithm:  # the key's type decides, not the token
+                raise Unauthorized("algorithm not allowed")
+            return key
+        raise Unauthorized("algorithm not allowed")
+
+    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway_seconds,
+                options={"require": self.required_claims, "verify_aud": self.audience is not None},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"missing claim {exc.claim}") from None
+        except jwt.PyJWTError as exc:
+            reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), "invalid token")
+            raise Unauthorized(reason) from None
 
 
-def token_subject(
+async def token_subject(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
     """The verified `sub` of the request's bearer token."""
     if credentials is None:
-        header = request.headers.get("authorization")
-        if header is None:
+        if "authorization" not in request.headers:
             raise Unauthorized("missing bearer token", error=None)
         raise Unauthorized("expected 'Authorization: Bearer <token>'", error="invalid_request")
-    settings = request.app.state.settings
-    return verify_token(
-        credentials.credentials,
-        secret=settings.jwt_secret.get_secret_value(),
-        leeway_seconds=settings.jwt_leeway_seconds,
-    )
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.subject(credentials.credentials)
 
 
 PathUserId = Annotated[
@@ -88,10 +149,19 @@ PathUserId = Annotated[
 ]
 
 
-def current_user_id(user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]) -> str:
-    """The caller's id, once the token is valid and it names the user in the path."""
+def current_user_id(
+    request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]
+) -> str:
+    """The caller's id, once the token is valid, names the user in the path, and is in budget."""
     if user_id != subject:
         raise Forbidden("the token does not belong to this user")
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        verdict = limiter.hit(subject)
+        headers = verdict.headers(limiter.window_seconds)
+        if not verdict.allowed:
+            raise TooManyRequests("too many requests; slow down", headers=headers)
+        request.state.response_headers = headers
     return subject
 
 

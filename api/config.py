@@ -3,10 +3,24 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
+PUBLIC_KEY_ALGORITHMS = {
+    "EdDSA",
+    "ES256",
+    "ES384",
+    "ES512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+}
+SUPPORTED_ALGORITHMS = HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS  # never "none"
 
 
 class Settings(BaseSettings):
@@ -18,15 +32,34 @@ class Settings(BaseSettings):
     migrations_database_url: str | None = None
     data_dir: Path = Field(default=Path(".data"), validation_alias="TASKAPI_DATA_DIR")
 
+    # Tokens: a shared HS256 secret, an identity provider's JWKS, or both.
     jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Comma-separated allow-list; unset: HS256 with a secret, and each JWKS key's own algorithm.
+    jwt_algorithms: str | None = None
     jwt_leeway_seconds: int = Field(default=5, ge=0, le=300, validation_alias="JWT_LEEWAY")
+    jwt_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # The edge.
+    max_body_bytes: int = Field(default=32 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=0)  # 0 turns it off
 
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_max_overflow: int = Field(default=5, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
 
-    @field_validator("database_url", "migrations_database_url")
+    @field_validator(
+        "database_url",
+        "migrations_database_url",
+        "jwt_jwks_url",
+        "jwt_issuer",
+        "jwt_audience",
+        "jwt_algorithms",
+    )
     @classmethod
     def blank_means_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -42,6 +75,34 @@ class Settings(BaseSettings):
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def known_algorithms(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        unknown = {name.strip() for name in value.split(",")} - SUPPORTED_ALGORITHMS
+        if unknown:
+            raise ValueError(
+                f"unsupported algorithm(s) {sorted(unknown)}; choose from {sorted(SUPPORTED_ALGORITHMS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def consistent_auth(self) -> "Settings":
+        algorithms = self.allowed_algorithms or set()
+        if algorithms & HMAC_ALGORITHMS and self.jwt_secret is None:
+            raise ValueError("JWT_ALGORITHMS allows HMAC algorithms but JWT_SECRET is not set")
+        if algorithms - HMAC_ALGORITHMS and self.jwt_jwks_url is None:
+            raise ValueError("JWT_ALGORITHMS allows public-key algorithms but JWT_JWKS_URL is not set")
+        return self
+
+    @property
+    def allowed_algorithms(self) -> set[str] | None:
+        """The explicit allow-list, or None to default by key type."""
+        if self.jwt_algorithms is None:
+            return None
+        return {name.strip() for name in self.jwt_algorithms.split(",")}
 
     @property
     def embedded(self) -> bool:

@@ -8,10 +8,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import migrations
+from api.auth import TokenVerifier
 from api.config import Settings, get_settings
 from api.db import create_engine
 from api.errors import ServiceUnavailable, install_error_handlers
+from api.jwks import JwksCache
+from api.middleware import RequestLimits, SecurityHeaders
 from api.preflight import check_database
+from api.ratelimit import RateLimiter
 from api.tasks.router import router as tasks_router
 
 DESCRIPTION = """
@@ -25,20 +29,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set (`taskapi serve` sets up the embedded one)")
-    if settings.jwt_secret is None:
-        raise RuntimeError("JWT_SECRET is not set; it must be at least 32 bytes")
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        raise RuntimeError("set JWT_SECRET (at least 32 bytes), JWT_JWKS_URL, or both")
+    jwks = _jwks_cache(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings.database_url, settings)
         try:
             await check_database(app.state.engine, expected_revision=migrations.head_revision())
+            if jwks is not None:
+                await jwks.start()
             yield
         finally:
             await app.state.engine.dispose()
 
     app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings, jwks)
+    app.state.rate_limiter = (
+        RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60)
+        if settings.rate_limit_per_minute
+        else None
+    )
+    # Added last runs first: headers on every answer, then limits before anything is parsed.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.include_router(tasks_router)
 
@@ -62,3 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _jwks_cache(settings: Settings) -> JwksCache | None:
+    if settings.jwt_jwks_url is None:
+        return None
+    return JwksCache(
+        settings.jwt_jwks_url,
+        min_refresh_seconds=settings.jwt_jwks_min_refresh_seconds,
+        timeout_seconds=settings.jwt_jwks_timeout_seconds,
+    )

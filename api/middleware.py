@@ -1,0 +1,115 @@
+"""The edge: limits and headers applied to every request before any route runs.
+
+Pure ASGI middleware, so the body limit counts the bytes actually received (a lying or
+absent `Content-Length` changes nothing) and rejects before the body is buffered.
+"""
+
+from http import HTTPStatus
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem_response
+
+JSON_MEDIA_TYPES = ("application/json",)
+METHODS_WITH_JSON_BODIES = {"POST", "PUT", "PATCH"}
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# The interactive docs load their scripts and styles; everything else is plain JSON.
+JSON_ONLY_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive`, so the app's own error handler renders it as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes", headers={"Connection": "close"})
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in JSON_MEDIA_TYPES or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class RequestLimits:
+    """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await self._reject(scope, receive, send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return
+        has_body = declared not in (None, "0") or "transfer-encoding" in headers
+        if (
+            scope["method"] in METHODS_WITH_JSON_BODIES
+            and has_body
+            and not _is_json(headers.get("content-type", ""))
+        ):
+            await self._reject(scope, receive, send, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, status: HTTPStatus) -> None:
+        detail = {
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE: f"the request body exceeds {self.max_body_bytes} bytes",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "send the body as application/json",
+        }[status]
+        headers = {"Connection": "close"} if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE else None
+        await problem_response(status, detail, headers=headers)(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers fit for a JSON API; authenticated answers are never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not path.startswith(DOCS_PATHS):
+                    headers.setdefault("Content-Security-Policy", JSON_ONLY_CSP)
+                if path.startswith("/api/") or "authorization" in Headers(scope=scope):
+                    headers["Cache-Control"] = "no-store"
+                for name, value in scope.get("state", {}).get("response_headers", {}).items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
