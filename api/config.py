@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,10 +48,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=0)  # 0 turns it off
 
+    # GET requests may read from a replica; RLS applies there exactly as on the primary.
+    database_read_url: str | None = None
+    # psycopg prepares statements after a few executions; PgBouncer < 1.21 in transaction mode
+    # cannot follow. auto: off for pooled URLs (a "-pooler" host as Neon's, or port 6432).
+    database_prepared_statements: Literal["auto", "on", "off"] = "auto"
+
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_max_overflow: int = Field(default=5, ge=0, le=100)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
-    db_connect_timeout_seconds: int = Field(default=5, ge=1)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    # The whole budget for opening a connection, retries with backoff included (cold starts).
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)  # 0: no limit
+    db_lock_timeout_ms: int = Field(default=2000, ge=0)
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)  # for serialization failures, deadlocks
+
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator(
         "database_url",

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -112,8 +113,10 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
     return any(error.get("type") == "json_invalid" for error in exc.errors())
 
 
-# SQLSTATE classes that mean "the database is not there right now", not "the input is bad".
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
+# SQLSTATEs that mean "the database cannot serve this right now", not "the input is bad":
+# connection exceptions, shutdowns and terminated backends, resource limits, statement or lock
+# timeouts, and serialization failures or deadlocks still failing after the replays.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53", "57014", "55P03", "40001", "40P01")
 
 
 def _database_error_response(exc: DBAPIError) -> JSONResponse:
@@ -169,6 +172,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
         return _database_error_response(exc)
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def pool_exhausted(_: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        return problem_response(503, "the server is busy, retry shortly", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:

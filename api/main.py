@@ -36,16 +36,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings.database_url, settings)
+        app.state.read_engine = (
+            create_engine(settings.database_read_url, settings) if settings.database_read_url else None
+        )
+        engines = [engine for engine in (app.state.engine, app.state.read_engine) if engine is not None]
         try:
-            await check_database(app.state.engine, expected_revision=migrations.head_revision())
+            for engine in engines:
+                await check_database(engine, expected_revision=migrations.head_revision())
             if jwks is not None:
                 await jwks.start()
             yield
         finally:
-            await app.state.engine.dispose()
+            for engine in engines:
+                await engine.dispose()
 
     app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.read_engine = None
     app.state.token_verifier = TokenVerifier(settings, jwks)
     app.state.rate_limiter = (
         RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60)

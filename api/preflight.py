@@ -21,6 +21,9 @@ _ISOLATION_FACTS = text(
 )
 
 
+_NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
+
+
 class PreflightError(RuntimeError):
     """The database is not safe or not ready to serve; the message says what to fix."""
 
@@ -29,7 +32,7 @@ async def check_database(engine: AsyncEngine, *, expected_revision: str | None) 
     async with engine.connect() as connection, connection.begin() as transaction:
         try:
             # Set up exactly as a request is: the effective role below is the one requests use.
-            await connection.execute(IDENTITY_STATEMENT, {"user_id": ""})
+            await connection.execute(IDENTITY_STATEMENT, _NOBODY)
         except DBAPIError:
             raise PreflightError(
                 f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
