@@ -10,7 +10,8 @@ run: $(STAMP)
 	$(BIN)/taskapi serve
 
 test: $(STAMP)
-	$(BIN)/ruff check api tests db
+	bash scripts/install-test-tools.sh
+	$(BIN)/ruff check api tests db scripts bench
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System tools the test suite drives for real: PgBouncer (transaction pooler tests).
+# Installed from Debian's packages when missing and we are root (as in CI); otherwise the
+# tests that need them say what is missing.
+set -euo pipefail
+
+missing=()
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: not installing ${missing[*]} (needs root and apt-get); tests that need them will say so" >&2
+    exit 0
+fi
+echo "installing ${missing[*]} with apt-get"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged service; the tests run their own instances.
+if command -v service >/dev/null 2>&1; then service pgbouncer stop >/dev/null 2>&1 || true; fi
