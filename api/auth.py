@@ -153,6 +153,7 @@ def current_user_id(
     request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]
 ) -> str:
     """The caller's id, once the token is valid, names the user in the path, and is in budget."""
+    request.state.user_id = subject  # for the request log, which hashes it
     if user_id != subject:
         raise Forbidden("the token does not belong to this user")
     limiter: RateLimiter | None = request.app.state.rate_limiter

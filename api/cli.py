@@ -65,7 +65,16 @@ def serve(args: argparse.Namespace) -> None:
     # uvicorn re-raises SIGTERM after a graceful shutdown; turning it into SystemExit lets exit
     # handlers run, so the embedded PostgreSQL stops with the server instead of lingering.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        log_config=None,  # the app configures logging: JSON lines, or text in a terminal
+        access_log=False,  # one line per request comes from api.requests instead
+    )
 
 
 def _print_example(base: str, secret: str, settings: Settings) -> None:
@@ -93,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="serve the API")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve_parser.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=20,
+        help="on SIGTERM, seconds to let in-flight requests finish (default 20)",
+    )
     serve_parser.set_defaults(handler=serve)
 
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")

@@ -14,6 +14,7 @@ from api.db import create_engine
 from api.errors import ServiceUnavailable, install_error_handlers
 from api.jwks import JwksCache
 from api.middleware import RequestLimits, SecurityHeaders
+from api.observability import RequestLog, configure_logging
 from api.preflight import check_database
 from api.ratelimit import RateLimiter
 from api.tasks.router import router as tasks_router
@@ -59,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.rate_limit_per_minute
         else None
     )
-    # Added last runs first: headers on every answer, then limits before anything is parsed.
+    configure_logging(settings.log_format)
+    # Added last runs first: the request log and id, headers on every answer, then limits
+    # before anything is parsed.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog)
     install_error_handlers(app)
     app.include_router(tasks_router)
 

@@ -1,10 +1,16 @@
 """The `taskapi` command, run as a newcomer and an operator would: real processes, real HTTP."""
 
+import json
+import os
+import re
+import signal
+import threading
 import time
 
 import httpx
 import jwt
 import psycopg
+import pytest
 
 from tests.conftest import JWT_SECRET
 from tests.servers import postgres_running, printed_token, run_taskapi, serving
@@ -77,3 +83,50 @@ def test_migrate_command_migrates_the_database_url(tmp_path, pg_template):
     finally:
         with psycopg.connect(maintenance, autocommit=True) as conn:
             conn.execute("drop database taskapi_cli with (force)")
+
+
+def test_several_worker_processes_serve_the_same_database(app_url, admin, tmp_path):
+    env = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET, "LOG_FORMAT": "json"}
+    token = run_taskapi("token", "dora", env=env, cwd=tmp_path).stdout.strip()
+    with serving(env, tmp_path, "--workers", "2") as (base, output):
+        headers = {"Authorization": f"Bearer {token}"}
+        statuses = [
+            httpx.post(f"{base}/api/dora/tasks", json={"title": f"t{n}"}, headers=headers).status_code
+            for n in range(10)
+        ]
+        assert statuses == [201] * 10
+        deadline = time.monotonic() + 10
+        while "".join(output).count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, "".join(output)
+            time.sleep(0.1)
+    assert admin.execute("select count(*) from tasks where user_id = 'dora'").fetchone() == (10,)
+    request_lines = [json.loads(line) for line in output if '"api.requests"' in line]
+    assert {line["route"] for line in request_lines} >= {"/api/{user_id}/tasks"}
+
+
+def test_sigterm_lets_a_request_in_flight_finish(app_url, admin, tmp_path):
+    env = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET, "DB_LOCK_TIMEOUT_MS": "0", "DB_STATEMENT_TIMEOUT_MS": "0"}
+    token = run_taskapi("token", "erin", env=env, cwd=tmp_path).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    with serving(env, tmp_path, "--graceful-timeout", "10") as (base, output):
+        task = httpx.post(f"{base}/api/erin/tasks", json={"title": "before"}, headers=headers).json()
+        holder = psycopg.connect(admin.info.dsn)
+        holder.execute("select * from tasks where id = %s for update", (task["id"],))
+        result = {}
+        request = threading.Thread(
+            target=lambda: result.update(
+                response=httpx.put(f"{base}/api/erin/tasks/{task['id']}", json={"title": "after"}, headers=headers)
+            )
+        )
+        request.start()
+        time.sleep(0.5)  # the update is now waiting for the row lock
+        server_pid = int(re.search(r"Started server process \[(\d+)\]", "".join(output)).group(1))
+        os.kill(server_pid, signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=1)  # no longer accepting
+        holder.commit()  # release the lock: the request in flight completes
+        holder.close()
+        request.join(timeout=10)
+    assert result["response"].status_code == 200
+    assert admin.execute("select title from tasks").fetchall() == [("after",)]

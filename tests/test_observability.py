@@ -1,0 +1,62 @@
+"""Request logs and request ids."""
+
+import json
+import logging
+
+import pytest
+
+from api.auth import mint_token
+from api.observability import JsonFormatter, hash_user_id
+from tests.conftest import JWT_SECRET, bearer
+
+
+def request_records(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "api.requests"]
+
+
+def test_one_line_per_request_with_route_template_status_duration_and_hashed_user(client, caplog):
+    token = mint_token(JWT_SECRET, "alice")
+    with caplog.at_level(logging.INFO, logger="api.requests"):
+        response = client.post(
+            "/api/alice/tasks?secret=1", json={"title": "private words"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    [record] = request_records(caplog)
+    assert (record.method, record.route, record.status) == ("POST", "/api/{user_id}/tasks", 201)
+    assert record.duration_ms > 0
+    assert record.request_id == response.headers["x-request-id"]
+    assert record.user == hash_user_id("alice") != "alice"
+    line = JsonFormatter().format(record)
+    assert json.loads(line)["route"] == "/api/{user_id}/tasks"
+    for leak in (token, "private words", "secret=1", "alice"):
+        assert leak not in line
+
+
+def test_a_rejected_request_is_logged_without_a_user(client, caplog):
+    with caplog.at_level(logging.INFO, logger="api.requests"):
+        client.get("/api/alice/tasks")
+    [record] = request_records(caplog)
+    assert (record.status, record.user) == (401, None)
+
+
+def test_unmatched_paths_are_logged_as_such(client, caplog):
+    with caplog.at_level(logging.INFO, logger="api.requests"):
+        client.get("/api/alice/elsewhere/with/a/user/id")
+    [record] = request_records(caplog)
+    assert (record.status, record.route) == (404, None)
+
+
+def test_a_sane_incoming_request_id_is_echoed(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "frontend-1234.abc"})
+    assert response.headers["x-request-id"] == "frontend-1234.abc"
+
+
+@pytest.mark.parametrize("unsafe", ["has spaces", "x" * 200, "quote\"d", ""])
+def test_an_unsafe_incoming_request_id_is_replaced(client, unsafe):
+    response = client.get("/api/alice/tasks", headers={"X-Request-ID": unsafe} | bearer("alice"))
+    assert response.headers["x-request-id"] != unsafe
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def test_errors_carry_the_request_id_too(client):
+    response = client.get("/api/alice/tasks/1", headers=bearer("alice"))
+    assert response.status_code == 404 and response.headers["x-request-id"]
