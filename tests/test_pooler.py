@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 
+from api.db import prepared_statements_enabled
 from tests.conftest import JWT_SECRET, bearer
 from tests.servers import free_port, serving
 
@@ -171,3 +172,18 @@ def test_migrations_use_the_direct_url_while_the_api_uses_the_pooler(pgbouncer, 
     result = run_taskapi("migrate", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "migrated to" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "setting", "expected"),
+    [
+        ("postgresql://u:p@ep-cool-rain-123456-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require", "auto", False),
+        ("postgresql://u:p@ep-cool-rain-123456.us-east-2.aws.neon.tech/neondb?sslmode=require", "auto", True),
+        ("postgres://u@127.0.0.1:6432/db", "auto", False),
+        ("postgresql://u@/db?host=/var/run/postgresql", "auto", True),
+        ("postgresql://u@ep-x-pooler.neon.tech/db", "on", True),
+        ("postgresql://u@ep-x.neon.tech/db", "off", False),
+    ],
+)
+def test_prepared_statements_setting(url, setting, expected):
+    assert prepared_statements_enabled(url, setting) is expected
