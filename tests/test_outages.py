@@ -242,3 +242,34 @@ class TestSerializationFailures:
         response = api.post("/api/alice/tasks", json={"title": "never"}, headers=bearer("alice"))
         assert response.status_code == 503
         assert own_admin.execute("select count(*) from tasks").fetchone() == (0,)
+
+
+class TestPoolExhaustion:
+    def test_no_free_connection_within_the_pool_timeout_is_503(self, own_server, own_admin):
+        settings = make_settings(
+            own_server.app_url,
+            db_pool_size=1,
+            db_max_overflow=0,
+            db_pool_timeout_seconds=0.5,
+            db_lock_timeout_ms=0,
+            rate_limit_per_minute=0,
+        )
+        with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+            task = create_task(api, "alice")
+            holder = psycopg.connect(own_admin.info.dsn)
+            holder.execute("select * from tasks where id = %s for update", (task["id"],))
+            blocked = threading.Thread(
+                target=lambda: api.put(f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice"))
+            )
+            blocked.start()  # holds the only connection while it waits for the row lock
+            try:
+                time.sleep(0.3)
+                response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer("alice")))
+            finally:
+                holder.rollback()
+                holder.close()
+                blocked.join(timeout=10)
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert elapsed < 2
+            assert api.get("/api/alice/tasks", headers=bearer("alice")).status_code == 200
