@@ -6,10 +6,12 @@ import os
 import signal
 import sys
 
+import psycopg
 import uvicorn
 from pydantic import ValidationError
 
 from api import migrations
+from api.audit import SEVERITIES, render_text, run_audit
 from api.auth import is_valid_user_id, mint_token
 from api.config import Settings, get_settings
 from api.db import create_engine
@@ -95,6 +97,18 @@ def token(args: argparse.Namespace) -> None:
     print(mint_token(_jwt_secret(get_settings()), args.user_id, ttl_seconds=args.ttl))
 
 
+def audit(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    try:
+        report = run_audit(_database_url(settings), schemas=args.schema or ["public", "app"])
+    except psycopg.OperationalError as exc:
+        print(f"cannot connect: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(report.to_json() if args.json else render_text(report))
+    if report.fails(args.fail_on):
+        sys.exit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.set_defaults(handler=migrate)
+
+    audit_parser = commands.add_parser(
+        "audit", help="report RLS, policies, roles and findings; exit 1 at or above --fail-on"
+    )
+    audit_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    audit_parser.add_argument("--fail-on", choices=SEVERITIES, default="high", help="default: high")
+    audit_parser.add_argument("--schema", action="append", help="schema to audit (repeatable; default public, app)")
+    audit_parser.set_defaults(handler=audit)
 
     token_parser = commands.add_parser("token", help="print a signed token for local use")
     token_parser.add_argument("user_id", metavar="USER_ID")
