@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# System tools the test suite drives for real: PgBouncer (transaction pooler tests).
+# System tools the test suite drives for real: PgBouncer (transaction pooler tests), pgTAP
+# and pg_prove (the DBA's SQL tests in db/tests/).
 # Installed from Debian's packages when missing and we are root (as in CI); otherwise the
 # tests that need them say what is missing.
 set -euo pipefail
 
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+# pgTAP is plain SQL: Debian's package for PostgreSQL 15 loads into the test server whatever its version.
+ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing+=(postgresql-15-pgtap)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
