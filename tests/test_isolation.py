@@ -197,3 +197,11 @@ class TestTheAppRole:
                 as_user(conn, "alice")
         finally:
             admin.execute("drop role taskapi_outsider")
+
+
+class TestSideChannels:
+    def test_planner_statistics_do_not_show_other_users_values(self, app_conn, admin, seeded):
+        admin.execute("analyze tasks")
+        assert admin.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone()[0] > 0
+        cursor = as_user(app_conn, "alice")
+        assert cursor.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone() == (0,)
