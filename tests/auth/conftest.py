@@ -1,0 +1,101 @@
+"""Fixtures for the identity-provider tests: keys and JWKS servers on loopback."""
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import psycopg
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests.auth.support import JwksServer, SigningKey, ed25519_key, p256_key
+from tests.conftest import url_for
+
+
+@pytest.fixture(scope="session")
+def ed_key() -> SigningKey:
+    """The provider's current key: Better Auth's default, EdDSA over Ed25519."""
+    return ed25519_key("ba-ed25519-2025-01")
+
+
+@pytest.fixture(scope="session")
+def ec_key() -> SigningKey:
+    """An ES256 (P-256) key, as Better Auth issues with keyPairConfig {alg: "ES256"}."""
+    return p256_key("ba-p256-2025-01")
+
+
+@pytest.fixture(scope="session")
+def next_key() -> SigningKey:
+    """The key the provider rotates to."""
+    return ed25519_key("ba-ed25519-2025-02")
+
+
+@pytest.fixture(scope="session")
+def attacker_key() -> SigningKey:
+    return ed25519_key("attacker-key")
+
+
+@pytest.fixture
+def provider(ed_key: SigningKey) -> Iterator[JwksServer]:
+    """The identity provider's JWKS endpoint, publishing `ed_key`."""
+    server = JwksServer()
+    server.serve(ed_key)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def attacker(attacker_key: SigningKey) -> Iterator[JwksServer]:
+    """Another server on loopback, publishing the attacker's key; it must never be asked."""
+    server = JwksServer()
+    server.serve(attacker_key)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_template, login_role: str) -> Iterator[dict[str, str]]:
+    """One migrated database for a whole module: {"app_url", "admin_url"}.
+
+    For modules of many short requests that must write nothing: cloning a database per test
+    would dominate their run time. Tests empty `tasks` themselves (see `module_admin`).
+    """
+    dbname = f"taskapi_auth_{uuid4().hex[:12]}"
+    janitor = DatabaseJanitor(
+        user=pg_template.user,
+        host=pg_template.host,
+        port=pg_template.port,
+        dbname=dbname,
+        template_dbname=pg_template.template_dbname,
+        password=pg_template.password,
+    )
+    with janitor:
+        where = {"host": pg_template.host, "port": pg_template.port, "dbname": dbname}
+        yield {
+            "app_url": url_for(user=login_role, **where),
+            "admin_url": url_for(user=pg_template.user, password=pg_template.password, **where),
+        }
+
+
+@pytest.fixture(scope="module")
+def module_admin_connection(module_database: dict[str, str]) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(module_database["admin_url"], autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def module_admin(module_admin_connection: psycopg.Connection) -> psycopg.Connection:
+    """The module database as its superuser, `tasks` emptied before the test."""
+    module_admin_connection.execute("truncate tasks")
+    return module_admin_connection
+
+
+@pytest.fixture(scope="module")
+def module_provider(ed_key: SigningKey) -> Iterator[JwksServer]:
+    """The identity provider, shared by a module: its request log spans every test in it."""
+    server = JwksServer()
+    server.serve(ed_key)
+    server.start()
+    yield server
+    server.stop()
