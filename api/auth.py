@@ -149,9 +149,7 @@ PathUserId = Annotated[
 ]
 
 
-def current_user_id(
-    request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]
-) -> str:
+def current_user_id(request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]) -> str:
     """The caller's id, once the token is valid, names the user in the path, and is in budget."""
     request.state.user_id = subject  # for the request log, which hashes it
     if user_id != subject:

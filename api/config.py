@@ -96,9 +96,7 @@ class Settings(BaseSettings):
             return None
         unknown = {name.strip() for name in value.split(",")} - SUPPORTED_ALGORITHMS
         if unknown:
-            raise ValueError(
-                f"unsupported algorithm(s) {sorted(unknown)}; choose from {sorted(SUPPORTED_ALGORITHMS)}"
-            )
+            raise ValueError(f"unsupported algorithm(s) {sorted(unknown)}; choose from {sorted(SUPPORTED_ALGORITHMS)}")
         return value
 
     @model_validator(mode="after")

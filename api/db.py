@@ -159,9 +159,7 @@ async def get_session(request: Request, user_id: CurrentUserId) -> AsyncIterator
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "lock_timeout": str(settings.db_lock_timeout_ms),
     }
-    async with RequestSession(
-        _engine_for(request), identity=identity, attempts=settings.db_retry_attempts
-    ) as session:
+    async with RequestSession(_engine_for(request), identity=identity, attempts=settings.db_retry_attempts) as session:
         await session.begin_as_caller()
         yield session
         await session.commit()

@@ -127,9 +127,7 @@ def _database_error_response(exc: DBAPIError) -> JSONResponse:
     # An OperationalError without SQLSTATE: the server never answered (refused, unreachable, lost).
     unreachable = isinstance(original, pg_errors.OperationalError) and not sqlstate
     if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or exc.connection_invalidated or unreachable:
-        return problem_response(
-            503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"}
-        )
+        return problem_response(503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"})
     logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=exc)
     return problem_response(500, "internal error")
 
@@ -143,8 +141,7 @@ def _allowed_methods(request: Request) -> list[str]:
         method
         for method in _HTTP_METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
         )
     ]
 

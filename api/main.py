@@ -56,9 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = None
     app.state.token_verifier = TokenVerifier(settings, jwks)
     app.state.rate_limiter = (
-        RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60)
-        if settings.rate_limit_per_minute
-        else None
+        RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60) if settings.rate_limit_per_minute else None
     )
     configure_logging(settings.log_format)
     # Added last runs first: the request log and id, headers on every answer, then limits

@@ -35,9 +35,7 @@ class BodyTooLarge(StarletteHTTPException):
 
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type in JSON_MEDIA_TYPES or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
+    return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
 class RequestLimits:
@@ -57,11 +55,7 @@ class RequestLimits:
             await self._reject(scope, receive, send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             return
         has_body = declared not in (None, "0") or "transfer-encoding" in headers
-        if (
-            scope["method"] in METHODS_WITH_JSON_BODIES
-            and has_body
-            and not _is_json(headers.get("content-type", ""))
-        ):
+        if scope["method"] in METHODS_WITH_JSON_BODIES and has_body and not _is_json(headers.get("content-type", "")):
             await self._reject(scope, receive, send, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
 

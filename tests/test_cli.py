@@ -28,9 +28,7 @@ def test_embedded_mode_serves_persists_and_prints_a_working_example(tmp_path):
     assert secret_file.stat().st_mode & 0o077 == 0, "the generated secret must be private"
 
     with serving(env, tmp_path) as (base, output):  # a second run keeps data and secret
-        listed = httpx.get(
-            f"{base}/api/demo/tasks", headers={"Authorization": f"Bearer {printed_token(output)}"}
-        )
+        listed = httpx.get(f"{base}/api/demo/tasks", headers={"Authorization": f"Bearer {printed_token(output)}"})
         assert [task["title"] for task in listed.json()] == ["from the README"]
 
 

@@ -30,9 +30,7 @@ class TestBodyLimit:
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_a_streamed_body_is_counted_as_it_arrives(self, client, admin):
-        response = client.post(
-            "/api/alice/tasks", content=chunks(4 * LIMIT), headers=bearer("alice") | _json()
-        )
+        response = client.post("/api/alice/tasks", content=chunks(4 * LIMIT), headers=bearer("alice") | _json())
         assert response.status_code == 413
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
@@ -45,8 +43,7 @@ class TestBodyLimit:
         sent: list[dict] = []
         body = b'{"title": "' + b"x" * (2 * LIMIT) + b'"}'
         messages = [
-            {"type": "http.request", "body": body[i : i + 1024], "more_body": True}
-            for i in range(0, len(body), 1024)
+            {"type": "http.request", "body": body[i : i + 1024], "more_body": True} for i in range(0, len(body), 1024)
         ]
         messages[-1]["more_body"] = False
 
@@ -56,18 +53,14 @@ class TestBodyLimit:
         async def send(message):
             sent.append(message)
 
-        scope = _scope(
-            "POST", "/api/alice/tasks", [(b"content-length", b"20"), (b"content-type", b"application/json")]
-        )
+        scope = _scope("POST", "/api/alice/tasks", [(b"content-length", b"20"), (b"content-type", b"application/json")])
         asyncio.run(app(scope, receive, send))
         assert sent[0]["status"] == 413
         assert messages, "the rest of the body was never read"
 
 
 class TestMediaTypesAndMethods:
-    @pytest.mark.parametrize(
-        "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
-    )
+    @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
     def test_a_body_that_is_not_json_is_415(self, client, admin, content_type):
         headers = bearer("alice") | {"Content-Type": content_type}
         response = client.post("/api/alice/tasks", content=b'{"title": "t"}', headers=headers)
@@ -81,9 +74,7 @@ class TestMediaTypesAndMethods:
 
     def test_put_without_a_content_type_is_415(self, client):
         task = create_task(client, "alice")
-        response = client.put(
-            f"/api/alice/tasks/{task['id']}", content=b'{"title": "t"}', headers=bearer("alice")
-        )
+        response = client.put(f"/api/alice/tasks/{task['id']}", content=b'{"title": "t"}', headers=bearer("alice"))
         assert response.status_code == 415
 
     @pytest.mark.parametrize(

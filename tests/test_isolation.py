@@ -142,9 +142,7 @@ class TestNoIdentityOutlivesItsTransaction:
     def test_settings_are_gone_after_the_transaction(self, app_conn, login_role, end):
         as_user(app_conn, "alice").execute("select 1")
         getattr(app_conn, end)()
-        user_setting, role = app_conn.execute(
-            "select current_setting('app.user_id', true), current_user"
-        ).fetchone()
+        user_setting, role = app_conn.execute("select current_setting('app.user_id', true), current_user").fetchone()
         assert user_setting in (None, "")
         assert role == login_role
         assert app_conn.execute("select count(*) from tasks").fetchone() is not None

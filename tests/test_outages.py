@@ -168,9 +168,7 @@ class TestTimeouts:
         with psycopg.connect(own_admin.info.dsn) as holder:
             holder.execute("select * from tasks where id = %s for update", (task["id"],))
             response, elapsed = timed(
-                lambda: api.put(
-                    f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice")
-                )
+                lambda: api.put(f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice"))
             )
             holder.rollback()
         assert response.status_code == 503, response.text
@@ -196,9 +194,7 @@ class TestTimeouts:
         assert response.status_code == 503, response.text
         assert elapsed < 1.5, "cancelled at 500 ms, not after the 2 s sleep"
         assert own_admin.execute("select count(*) from tasks").fetchone() == (0,)
-        assert (
-            api.post("/api/alice/tasks", json={"title": "fast"}, headers=bearer("alice")).status_code == 201
-        )
+        assert api.post("/api/alice/tasks", json={"title": "fast"}, headers=bearer("alice")).status_code == 201
 
 
 class TestSerializationFailures:
@@ -218,9 +214,7 @@ class TestSerializationFailures:
             "raise exception 'simulated' using errcode = '40001'; end if; "
             "return new; end $$"
         )
-        own_admin.execute(
-            "create trigger fail_first before insert on tasks for each row execute function fail_first()"
-        )
+        own_admin.execute("create trigger fail_first before insert on tasks for each row execute function fail_first()")
 
         def arm(count: int) -> None:
             own_admin.execute("insert into failure_limit values (%s)", (count,))

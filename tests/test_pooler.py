@@ -29,9 +29,7 @@ ROUNDS = 12  # each query runs far past psycopg's prepare threshold (5) on every
 
 
 def pgbouncer_binary() -> str:
-    found = shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-    )
+    found = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
     if found is None:
         message = "pgbouncer is not installed (make test installs it with apt-get when run as root)"
         if os.environ.get("CI"):
@@ -137,9 +135,7 @@ def test_concurrent_users_through_a_transaction_pooler(pgbouncer, admin, tmp_pat
     if pgbouncer["port"] != 6432:
         env["DATABASE_PREPARED_STATEMENTS"] = "off"  # auto only recognises the pooler port
     with serving(env, tmp_path) as (base, _), ThreadPoolExecutor(len(USERS)) as pool:
-        problems = [
-            problem for found in pool.map(lambda user: workload(base, user), USERS) for problem in found
-        ]
+        problems = [problem for found in pool.map(lambda user: workload(base, user), USERS) for problem in found]
     assert problems == []
     counts = dict(admin.execute("select user_id, count(*) from tasks group by user_id").fetchall())
     assert counts == {user: ROUNDS for user in USERS}

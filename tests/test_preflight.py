@@ -64,9 +64,7 @@ def test_refuses_a_login_role_that_cannot_become_app_user(admin, pg_template):
     admin.execute("drop role if exists taskapi_stranger")
     admin.execute("create role taskapi_stranger login")
     try:
-        url = url_for(
-            host=pg_template.host, port=pg_template.port, user="taskapi_stranger", dbname=admin.info.dbname
-        )
+        url = url_for(host=pg_template.host, port=pg_template.port, user="taskapi_stranger", dbname=admin.info.dbname)
         with pytest.raises(PreflightError, match="GRANT app_user TO"):
             start(url)
     finally:

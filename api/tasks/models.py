@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, StrictBool, field_serializer
+from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints, field_serializer
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -53,9 +53,16 @@ def _description(value: str | None) -> str | None:
     return None if value is None else _storable(value)
 
 
-Title = Annotated[str, AfterValidator(_trimmed_title)]
-Description = Annotated[str | None, AfterValidator(_description)]
-StorableText = Annotated[str, AfterValidator(_storable)]
+# The same rules as published regular expressions, so a client (or a fuzzer) reading the
+# OpenAPI document knows them. The whitespace class is exactly what `str.strip()` removes,
+# spelled out because `\s` means something different in each regex dialect.
+_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+
+Title = Annotated[str, StringConstraints(pattern=NOT_BLANK_PATTERN), AfterValidator(_trimmed_title)]
+Description = Annotated[Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)] | None, AfterValidator(_description)]
+StorableText = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN), AfterValidator(_storable)]
 
 
 class Task(SQLModel, table=True):
@@ -82,9 +89,7 @@ class Task(SQLModel, table=True):
     user_id: str = Field(sa_column=Column(Text, nullable=False, server_default=text("app.current_user_id()")))
     title: str = Field(sa_column=Column(Text, nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    completed: bool = Field(
-        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
-    )
+    completed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

@@ -31,10 +31,13 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _problem("Malformed JSON body"),
     401: _problem("Missing, malformed, expired or badly signed token"),
     403: _problem("The token belongs to another user than the one in the path"),
+    413: _problem("The request body is larger than the server accepts"),
     422: _problem("Invalid fields; `errors` names each one"),
+    429: _problem("Too many requests from this user; retry after `Retry-After` seconds"),
     503: _problem("The database is unavailable; retry after `Retry-After` seconds"),
 }
 NOT_FOUND = {404: _problem("No such task, or it belongs to someone else")}
+JSON_BODY = {415: _problem("A body was sent that is not `application/json`")}
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
@@ -55,9 +58,7 @@ class ListParams(BaseModel):
         description="Case-insensitive substring of the title or description, taken literally.",
     )
     limit: int = Field(50, ge=1, le=100, description="Page size.")
-    cursor: str | None = Field(
-        None, max_length=1024, description='Opaque cursor from a `Link: rel="next"` header.'
-    )
+    cursor: str | None = Field(None, max_length=1024, description='Opaque cursor from a `Link: rel="next"` header.')
 
     @field_validator("cursor")
     @classmethod
@@ -68,9 +69,7 @@ class ListParams(BaseModel):
 
     def to_query(self) -> service.ListQuery:
         cursor = Cursor.decode(self.cursor) if self.cursor is not None else None
-        return service.ListQuery(
-            status=self.status, sort=self.sort, q=self.q, limit=self.limit, cursor=cursor
-        )
+        return service.ListQuery(status=self.status, sort=self.sort, q=self.q, limit=self.limit, cursor=cursor)
 
 
 def _task_location(task: TaskRead) -> str:
@@ -108,7 +107,7 @@ async def list_tasks(
     summary="Create a task",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
-    responses={201: {"headers": {"Location": {"description": "The new task's URL"}}}},
+    responses={201: {"headers": {"Location": {"description": "The new task's URL"}}}, **JSON_BODY},
 )
 async def create_task(session: Session, response: Response, data: TaskCreate) -> TaskRead:
     task = await service.create_task(session, data=data)
@@ -132,7 +131,7 @@ async def get_task(session: Session, task_id: TaskId) -> TaskRead:
     operation_id="updateTask",
     summary="Update a task",
     response_model=TaskRead,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **JSON_BODY},
 )
 async def update_task(session: Session, task_id: TaskId, data: TaskUpdate) -> TaskRead:
     return await service.update_task(session, task_id=task_id, data=data)
@@ -157,7 +156,7 @@ async def delete_task(session: Session, task_id: TaskId) -> Response:
     summary="Set or toggle completion",
     description='With a body `{"completed": bool}` sets it (idempotent); with none, toggles.',
     response_model=TaskRead,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **JSON_BODY},
 )
 async def complete_task(
     session: Session,

@@ -108,9 +108,7 @@ async def update_task(session: AsyncSession, *, task_id: int, data: TaskUpdate) 
 async def set_completion(session: AsyncSession, *, task_id: int, completed: bool | None) -> TaskRead:
     """Set `completed`, or toggle it when no value is given."""
     value = Task.__table__.c.completed  # type: ignore[attr-defined]
-    return await _update(
-        session, task_id=task_id, changes={"completed": ~value if completed is None else completed}
-    )
+    return await _update(session, task_id=task_id, changes={"completed": ~value if completed is None else completed})
 
 
 async def delete_task(session: AsyncSession, *, task_id: int) -> None:
@@ -124,9 +122,7 @@ async def _update(session: AsyncSession, *, task_id: int, changes: dict) -> Task
     columns = Task.__table__.c  # type: ignore[attr-defined]
     # Strictly later than before, even if the clock has not moved.
     touched = func.greatest(func.now(), columns.updated_at + literal_column("interval '1 microsecond'"))
-    statement = (
-        update(Task).where(Task.id == task_id).values(**changes, updated_at=touched).returning(*TASK_COLUMNS)
-    )
+    statement = update(Task).where(Task.id == task_id).values(**changes, updated_at=touched).returning(*TASK_COLUMNS)
     return _the_task(await session.execute(statement), task_id)
 
 

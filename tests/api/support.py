@@ -64,9 +64,7 @@ def insert_task(admin: psycopg.Connection, user_id: str, title: str = "a task", 
     values = {"user_id": user_id, "title": title, **columns}
     names = ", ".join(values)
     marks = ", ".join(["%s"] * len(values))
-    row = admin.execute(
-        f"insert into tasks ({names}) values ({marks}) returning id", list(values.values())
-    ).fetchone()
+    row = admin.execute(f"insert into tasks ({names}) values ({marks}) returning id", list(values.values())).fetchone()
     assert row is not None
     return row[0]
 

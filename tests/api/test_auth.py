@@ -197,9 +197,7 @@ class TestValidToken:
 
 class TestOwnerCheck:
     @pytest.mark.parametrize(("method", "suffix", "operation", "_"), ROUTES, ids=[r[2] for r in ROUTES])
-    def test_a_valid_token_for_another_user_gets_403_on_every_route(
-        self, offline_client, method, suffix, operation, _
-    ):
+    def test_a_valid_token_for_another_user_gets_403_on_every_route(self, offline_client, method, suffix, operation, _):
         response = call(offline_client, method, BOB, suffix, 1, headers=bearer(ALICE))
 
         assert_problem(response, 403)

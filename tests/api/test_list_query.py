@@ -32,9 +32,7 @@ class TestStatus:
 
     def test_an_unknown_status_is_422_naming_status(self, client, tasks):
         for value in ("done", "ALL", "", "true", "pending,completed"):
-            assert_invalid(
-                client.get(tasks_url(ALICE), params={"status": value}, headers=bearer(ALICE)), "status"
-            )
+            assert_invalid(client.get(tasks_url(ALICE), params={"status": value}, headers=bearer(ALICE)), "status")
 
 
 class TestSort:
@@ -68,9 +66,7 @@ class TestSort:
 
     def test_an_unknown_sort_is_422_naming_sort(self, client):
         for value in ("priority", "-priority", "created_at", "+created", "Title", "--title", ""):
-            assert_invalid(
-                client.get(tasks_url(ALICE), params={"sort": value}, headers=bearer(ALICE)), "sort"
-            )
+            assert_invalid(client.get(tasks_url(ALICE), params={"sort": value}, headers=bearer(ALICE)), "sort")
 
 
 class TestSearch:

@@ -53,9 +53,7 @@ def test_the_six_operations_have_their_ids_methods_and_paths(spec):
 
 def test_a_bearer_security_scheme_is_declared(spec):
     schemes = spec["components"]["securitySchemes"]
-    bearer = [
-        s for s in schemes.values() if s.get("type") == "http" and s.get("scheme", "").lower() == "bearer"
-    ]
+    bearer = [s for s in schemes.values() if s.get("type") == "http" and s.get("scheme", "").lower() == "bearer"]
 
     assert len(bearer) == 1
 

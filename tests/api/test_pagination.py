@@ -160,9 +160,7 @@ class TestWalkingTheLinks:
     @pytest.mark.parametrize("sort", SORTS)
     def test_every_task_is_visited_exactly_once_when_all_keys_are_equal(self, client, admin, sort):
         ids = seed(admin, 25)
-        admin.execute(
-            "update tasks set title = 'same', created_at = '2026-01-01Z', updated_at = '2026-01-01Z'"
-        )
+        admin.execute("update tasks set title = 'same', created_at = '2026-01-01Z', updated_at = '2026-01-01Z'")
 
         pages = walk(client, ALICE, sort=sort, limit=4)
 
@@ -221,9 +219,7 @@ class TestCursor:
         ("issued_for", "used_with"),
         [("title", "-created"), ("created", "-created"), ("-updated", "updated"), ("-title", "title")],
     )
-    def test_a_cursor_issued_for_another_sort_is_422_naming_cursor(
-        self, client, admin, issued_for, used_with
-    ):
+    def test_a_cursor_issued_for_another_sort_is_422_naming_cursor(self, client, admin, issued_for, used_with):
         seed(admin, 3)
         cursor = parse_qs(urlsplit(next_link(get(client, limit=1, sort=issued_for))).query)["cursor"][0]
 
@@ -248,9 +244,7 @@ class TestCursor:
         "key-without-timezone": encode_cursor({"s": "-created", "k": "2026-01-01T00:00:00", "i": 1}),
         "key-a-number": encode_cursor({"s": "-created", "k": 1767225600, "i": 1}),
         "unknown-sort-inside": encode_cursor({"s": "priority", "k": "x", "i": 1}),
-        "overlong": encode_cursor(
-            {"s": "-created", "k": "2026-01-01T00:00:00+00:00", "i": 1, "p": "x" * 2000}
-        ),
+        "overlong": encode_cursor({"s": "-created", "k": "2026-01-01T00:00:00+00:00", "i": 1, "p": "x" * 2000}),
     }
 
     def test_a_tampered_cursor_is_422_naming_cursor(self, client, admin):
@@ -261,7 +255,5 @@ class TestCursor:
 
     def test_tampered_title_cursors_are_422_naming_cursor(self, client):
         for key in ("", "x" * 201, "a\x00b", "\ud800", 5, None):
-            cursor = encode_cursor(
-                json.dumps({"s": "title", "k": key, "i": 1}).encode("utf-8", "surrogatepass")
-            )
+            cursor = encode_cursor(json.dumps({"s": "title", "k": key, "i": 1}).encode("utf-8", "surrogatepass"))
             assert_invalid(get(client, sort="title", cursor=cursor), "cursor")

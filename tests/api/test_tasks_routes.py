@@ -179,9 +179,7 @@ class TestGetTask:
         body = assert_problem(response, 404)
         assert "999" in body["detail"]
 
-    def test_other_user_gets_404_for_someone_elses_task_indistinguishable_from_missing(
-        self, client, alices_task
-    ):
+    def test_other_user_gets_404_for_someone_elses_task_indistinguishable_from_missing(self, client, alices_task):
         missing_id = alices_task["id"] + 1000
         foreign = client.get(task_url(BOB, alices_task["id"]), headers=bearer(BOB))
         missing = client.get(task_url(BOB, missing_id), headers=bearer(BOB))
@@ -249,14 +247,10 @@ class TestUpdateTask:
         assert response.json()["completed"] is False
         assert db_row(admin, task["id"])["completed"] is False
 
-    def test_owner_moves_updated_at_forward_on_every_update_and_never_created_at(
-        self, client, admin, alices_task
-    ):
+    def test_owner_moves_updated_at_forward_on_every_update_and_never_created_at(self, client, admin, alices_task):
         seen_updated = [parse_time(alices_task["updated_at"])]
         for _ in range(3):  # the same body each time: still an update
-            response = client.put(
-                task_url(ALICE, alices_task["id"]), json={"title": "same"}, headers=bearer(ALICE)
-            )
+            response = client.put(task_url(ALICE, alices_task["id"]), json={"title": "same"}, headers=bearer(ALICE))
             assert response.status_code == 200
             assert response.json()["created_at"] == alices_task["created_at"]
             seen_updated.append(parse_time(response.json()["updated_at"]))
@@ -278,22 +272,16 @@ class TestUpdateTask:
     def test_other_user_gets_404_for_someone_elses_task_and_it_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
         missing_id = alices_task["id"] + 1000
-        foreign = client.put(
-            task_url(BOB, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB)
-        )
+        foreign = client.put(task_url(BOB, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB))
         missing = client.put(task_url(BOB, missing_id), json={"title": "hijacked"}, headers=bearer(BOB))
 
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
 
-    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(
-        self, client, admin, alices_task
-    ):
+    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.put(
-            task_url(ALICE, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB)
-        )
+        response = client.put(task_url(ALICE, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB))
 
         assert_problem(response, 403)
         assert table(admin) == before
@@ -309,9 +297,7 @@ class TestUpdateTask:
     def test_owner_without_a_title_gets_422_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.put(
-            task_url(ALICE, alices_task["id"]), json={"completed": True}, headers=bearer(ALICE)
-        )
+        response = client.put(task_url(ALICE, alices_task["id"]), json={"completed": True}, headers=bearer(ALICE))
 
         assert_invalid(response, "title")
         assert table(admin) == before
@@ -343,9 +329,7 @@ class TestDeleteTask:
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
 
-    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_still_exists(
-        self, client, admin, alices_task
-    ):
+    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_still_exists(self, client, admin, alices_task):
         before = table(admin)
 
         response = client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(BOB))
@@ -371,9 +355,7 @@ class TestCompleteTask:
     def test_owner_sets_completed_from_the_body(self, client, admin, value):
         task = create_task(client, ALICE, completed=not value)
 
-        response = client.patch(
-            complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE)
-        )
+        response = client.patch(complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE))
 
         assert response.status_code == 200
         assert_task_shape(response.json())
@@ -385,9 +367,7 @@ class TestCompleteTask:
         task = create_task(client, ALICE, completed=not value)
 
         for _ in range(2):
-            response = client.patch(
-                complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE)
-            )
+            response = client.patch(complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE))
             assert response.status_code == 200
             assert response.json()["completed"] is value
 
@@ -418,9 +398,7 @@ class TestCompleteTask:
             k: v for k, v in before.items() if k not in ("completed", "updated_at")
         }
 
-    def test_owner_moves_updated_at_forward_on_every_patch_and_never_created_at(
-        self, client, admin, alices_task
-    ):
+    def test_owner_moves_updated_at_forward_on_every_patch_and_never_created_at(self, client, admin, alices_task):
         url = complete_url(ALICE, alices_task["id"])
         stamps: list[datetime] = [parse_time(alices_task["updated_at"])]
         for body in ({"completed": True}, {"completed": True}, None):
@@ -450,9 +428,7 @@ class TestCompleteTask:
         assert_problem(response, 404)
 
     @pytest.mark.parametrize("body", [None, {"completed": True}], ids=["toggle", "set"])
-    def test_other_user_gets_404_for_someone_elses_task_and_it_is_unchanged(
-        self, client, admin, alices_task, body
-    ):
+    def test_other_user_gets_404_for_someone_elses_task_and_it_is_unchanged(self, client, admin, alices_task, body):
         before = table(admin)
         missing_id = alices_task["id"] + 1000
         foreign = client.patch(complete_url(BOB, alices_task["id"]), json=body, headers=bearer(BOB))
@@ -461,9 +437,7 @@ class TestCompleteTask:
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
 
-    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(
-        self, client, admin, alices_task
-    ):
+    def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
         response = client.patch(complete_url(ALICE, alices_task["id"]), headers=bearer(BOB))

@@ -127,9 +127,7 @@ class TestStrictBooleans:
         for value in ("true", "false", 1, 0, "yes", 1.0, [True], None):
             if value is not None:  # on create, null is as wrong as the rest (tested below)
                 assert_invalid(post(client, {"title": "t", "completed": value}), "completed", case=value)
-            assert_invalid(
-                put(client, task["id"], {"title": "t", "completed": value}), "completed", case=value
-            )
+            assert_invalid(put(client, task["id"], {"title": "t", "completed": value}), "completed", case=value)
             response = client.patch(
                 f"{task_url(ALICE, task['id'])}/complete", json={"completed": value}, headers=bearer(ALICE)
             )
@@ -185,9 +183,7 @@ class TestMalformedJson:
 
 
 class TestPathIds:
-    def test_an_id_outside_1_to_bigint_max_is_422_naming_task_id_on_every_item_route(
-        self, client, admin, task
-    ):
+    def test_an_id_outside_1_to_bigint_max_is_422_naming_task_id_on_every_item_route(self, client, admin, task):
         before = table(admin)
 
         for task_id in ("0", "-1", "9223372036854775808", "99999999999999999999999", "abc", "1.5", "1e3"):
