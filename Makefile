@@ -11,12 +11,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install-test-tools.sh
-	$(BIN)/ruff check api tests db scripts bench
+	$(BIN)/ruff check api tests db bench
+	$(BIN)/ruff format --check api tests db bench
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check api tests db
-	$(BIN)/ruff format --check api tests db
+	$(BIN)/ruff check api tests db bench
+	$(BIN)/ruff format --check api tests db bench
 
 install: $(STAMP)
 
