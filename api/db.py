@@ -1,7 +1,8 @@
 """Connections, the per-request transaction, and the one statement that sets who is asking.
 
 Every request runs in one transaction whose first statement switches to the least-privileged
-role `app_user`, records the caller in `app.user_id`, and sets the transaction's timeouts.
+role `app_user`, records the caller in `app.user_id`, and sets the transaction's timeouts;
+the whole transaction travels to PostgreSQL in one round trip (psycopg pipeline mode).
 All settings are transaction-local (`set_config(..., true)`), so a pooled connection, or a
 transaction pooler's server connection, never carries one user's identity into the next
 request. The row-level-security policies in `db/policies/` read `app.user_id`.
@@ -11,16 +12,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Depends, Request
 from psycopg import errors as pg_errors
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
 from api.auth import CurrentUserId
 from api.config import Settings
@@ -30,11 +31,11 @@ logger = logging.getLogger("api.db")
 APP_ROLE = "app_user"
 
 # The identity statement. It lives here and nowhere else.
-IDENTITY_STATEMENT = text(
+IDENTITY_SQL = (
     "select set_config('role', 'app_user', true),"
-    " set_config('app.user_id', :user_id, true),"
-    " set_config('statement_timeout', :statement_timeout, true),"
-    " set_config('lock_timeout', :lock_timeout, true)"
+    " set_config('app.user_id', %(user_id)s, true),"
+    " set_config('statement_timeout', %(statement_timeout)s, true),"
+    " set_config('lock_timeout', %(lock_timeout)s, true)"
 )
 
 # Failures where replaying the whole (single-statement) transaction is the right answer.
@@ -89,6 +90,7 @@ async def connect_with_backoff(
                 connect_timeout=max(2, round(remaining)),  # libpq's minimum is 2 s
                 application_name="taskapi",
                 prepare_threshold=prepare_threshold,
+                autocommit=True,  # transactions are explicit: BEGIN ... COMMIT in one pipeline
             )
         except psycopg.OperationalError:
             if time.monotonic() + delay >= deadline:
@@ -97,52 +99,65 @@ async def connect_with_backoff(
             delay = min(delay * 2, 1.0)
 
 
-class RequestSession(AsyncSession):
-    """A session whose transaction starts with the identity statement and can be replayed.
+class RequestTransaction:
+    """One request's transaction, sent to PostgreSQL in a single round trip.
 
-    Services run one statement per request; when PostgreSQL aborts the transaction with a
-    serialization failure or a deadlock, the prologue and the statements run so far are
-    replayed in a fresh transaction, a bounded number of times.
+    Services run exactly one statement per request. `run()` sends, in one psycopg pipeline
+    flight: BEGIN, the identity statement, the statement, COMMIT. If the statement fails,
+    PostgreSQL skips the COMMIT and the transaction is rolled back. Serialization failures
+    and deadlocks are replayed whole, a bounded number of times; a read that finds its pooled
+    connection dead is retried once on a fresh one; a write is never retried blindly.
     """
 
-    def __init__(self, engine: AsyncEngine, *, identity: dict[str, str], attempts: int) -> None:
-        super().__init__(engine, expire_on_commit=False)
-        self._identity = identity
-        self._attempts = attempts
-        self._statements: list[tuple[Any, Any]] = []
+    def __init__(self, engine: AsyncEngine, *, identity: dict[str, str], attempts: int, read_only: bool) -> None:
+        self.engine = engine
+        self.identity = identity
+        self.attempts = attempts
+        self.read_only = read_only
 
-    async def begin_as_caller(self) -> None:
-        """Run the identity statement; a dead pooled connection is replaced once."""
-        try:
-            await super().execute(IDENTITY_STATEMENT, self._identity)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # Nothing of the request was sent yet, so trying again on a new connection is safe.
-            await self.rollback()
-            await super().execute(IDENTITY_STATEMENT, self._identity)
-
-    async def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
-        self._statements.append((statement, params))
-        for attempt in range(1, self._attempts + 1):
+    async def run(self, statement: Executable) -> list[dict[str, Any]]:
+        """Run the request's statement in its own transaction; return its rows."""
+        compiled = statement.compile(dialect=self.engine.dialect)
+        sql, params = str(compiled), compiled.params
+        replays, reconnected = 0, False
+        while True:
             try:
-                if attempt == 1:
-                    return await super().execute(statement, params, **kwargs)
-                return await self._replay(**kwargs)
-            except DBAPIError as exc:
-                if not isinstance(exc.orig, RETRYABLE_TRANSACTION_ERRORS) or attempt == self._attempts:
+                return await self._run_once(sql, params)
+            except DeadConnection as exc:
+                if not self.read_only or reconnected:
+                    raise exc.__cause__ from None
+                reconnected = True  # nothing is lost by reading again on a fresh connection
+            except RETRYABLE_TRANSACTION_ERRORS as exc:
+                replays += 1
+                if replays >= self.attempts:
                     raise
-                logger.info("transaction aborted (%s); replaying", type(exc.orig).__name__)
-                await self.rollback()
-                await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
-        raise AssertionError("unreachable")
+                logger.info("transaction aborted (%s); replaying", type(exc).__name__)
+                await asyncio.sleep(random.uniform(0.005, 0.02) * replays)
 
-    async def _replay(self, **kwargs: Any) -> Any:
-        await super().execute(IDENTITY_STATEMENT, self._identity)
-        result = None
-        for statement, params in self._statements:
-            result = await super().execute(statement, params, **kwargs)
-        return result
+    async def _run_once(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.engine.connect() as connection:
+            driver: psycopg.AsyncConnection = (await connection.get_raw_connection()).driver_connection
+            cursor = driver.cursor(row_factory=dict_row)
+            try:
+                async with driver.pipeline():
+                    await driver.execute("begin")
+                    await driver.execute(IDENTITY_SQL, self.identity)
+                    await cursor.execute(sql, params)
+                    await driver.execute("commit")
+            except psycopg.Error as exc:
+                if driver.broken or driver.closed:
+                    await connection.invalidate()
+                    # A dead connection usually means a restarted server: every pooled one is dead.
+                    await self.engine.dispose(close=False)
+                    raise DeadConnection() from exc
+                if driver.info.transaction_status != TransactionStatus.IDLE:
+                    await driver.rollback()
+                raise
+            return await cursor.fetchall()
+
+
+class DeadConnection(psycopg.OperationalError):
+    """The pooled connection was found dead; the cause is the driver's own error."""
 
 
 def _engine_for(request: Request) -> AsyncEngine:
@@ -151,20 +166,20 @@ def _engine_for(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-async def get_session(request: Request, user_id: CurrentUserId) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: identity first, commit on success, rollback on error."""
+def get_transaction(request: Request, user_id: CurrentUserId) -> RequestTransaction:
+    """The caller's transaction: identity, timeouts and retry policy, ready to run."""
     settings: Settings = request.app.state.settings
     identity = {
         "user_id": user_id,
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "lock_timeout": str(settings.db_lock_timeout_ms),
     }
-    async with RequestSession(_engine_for(request), identity=identity, attempts=settings.db_retry_attempts) as session:
-        await session.begin_as_caller()
-        yield session
-        await session.commit()
+    return RequestTransaction(
+        _engine_for(request),
+        identity=identity,
+        attempts=settings.db_retry_attempts,
+        read_only=request.method in ("GET", "HEAD"),
+    )
 
 
-# scope="function": the commit runs before the response is sent, so a failed commit
-# becomes an error response instead of a 200 for a write that did not happen.
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Transaction = Annotated[RequestTransaction, Depends(get_transaction)]

@@ -119,16 +119,15 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53", "57014", "55P03", "40001", "40P01")
 
 
-def _database_error_response(exc: DBAPIError) -> JSONResponse:
-    original = exc.orig
+def _database_error_response(original: BaseException | None, *, connection_lost: bool = False) -> JSONResponse:
     sqlstate = getattr(original, "sqlstate", None) or ""
     if isinstance(original, pg_errors.CheckViolation | pg_errors.DataError):
         return problem_response(422, "a value is outside what a task can hold")
     # An OperationalError without SQLSTATE: the server never answered (refused, unreachable, lost).
     unreachable = isinstance(original, pg_errors.OperationalError) and not sqlstate
-    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or exc.connection_invalidated or unreachable:
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or connection_lost or unreachable:
         return problem_response(503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"})
-    logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=exc)
+    logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=original)
     return problem_response(500, "internal error")
 
 
@@ -167,7 +166,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
-    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def wrapped_database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        return _database_error_response(exc.orig, connection_lost=exc.connection_invalidated)
+
+    @app.exception_handler(pg_errors.Error)
+    async def database_error(_: Request, exc: pg_errors.Error) -> JSONResponse:
         return _database_error_response(exc)
 
     @app.exception_handler(SQLAlchemyTimeoutError)

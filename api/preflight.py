@@ -1,14 +1,14 @@
 """Checks run before serving: refuse to start on a database where isolation would not hold."""
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import APP_ROLE, IDENTITY_STATEMENT
+from api.db import APP_ROLE, IDENTITY_SQL
 
-_SCHEMA_VERSION = text("select version_num from alembic_version")
-_ISOLATION_FACTS = text(
-    """
+_NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
+_SCHEMA_VERSION = "select version_num from alembic_version"
+_ISOLATION_FACTS = """
     select r.rolsuper as superuser,
            r.rolbypassrls as bypassrls,
            pg_has_role(current_user, c.relowner, 'USAGE') as owns_tasks,
@@ -17,11 +17,7 @@ _ISOLATION_FACTS = text(
       from pg_roles r, pg_class c
      where r.rolname = current_user
        and c.oid = to_regclass('public.tasks')
-    """
-)
-
-
-_NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
+"""
 
 
 class PreflightError(RuntimeError):
@@ -29,18 +25,24 @@ class PreflightError(RuntimeError):
 
 
 async def check_database(engine: AsyncEngine, *, expected_revision: str | None) -> None:
-    async with engine.connect() as connection, connection.begin() as transaction:
-        try:
-            # Set up exactly as a request is: the effective role below is the one requests use.
-            await connection.execute(IDENTITY_STATEMENT, _NOBODY)
-        except DBAPIError:
-            raise PreflightError(
-                f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
-                f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
-            ) from None
-        await _check_schema_version(connection, expected_revision)
-        facts = (await connection.execute(_ISOLATION_FACTS)).mappings().one_or_none()
-        await transaction.rollback()
+    async with engine.connect() as connection:
+        driver: psycopg.AsyncConnection = (await connection.get_raw_connection()).driver_connection
+        async with driver.transaction(force_rollback=True):
+            try:
+                # Set up exactly as a request is: the effective role below is the one requests use.
+                await driver.execute(IDENTITY_SQL, _NOBODY)
+            except psycopg.Error:
+                raise PreflightError(
+                    f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
+                    f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
+                ) from None
+            current = await _schema_version(driver)
+            facts = await (await driver.cursor(row_factory=dict_row).execute(_ISOLATION_FACTS)).fetchone()
+    if current != expected_revision:
+        raise PreflightError(
+            f"the database schema is at revision {current or 'none'}, expected {expected_revision}; "
+            "run `taskapi migrate`"
+        )
     if facts is None:
         raise PreflightError("table public.tasks is missing; run `taskapi migrate`")
     problems = _isolation_problems(facts)
@@ -48,17 +50,13 @@ async def check_database(engine: AsyncEngine, *, expected_revision: str | None) 
         raise PreflightError("row-level security would not hold: " + "; ".join(problems))
 
 
-async def _check_schema_version(connection, expected_revision: str | None) -> None:
+async def _schema_version(driver: psycopg.AsyncConnection) -> str | None:
     try:
-        async with connection.begin_nested():
-            current = (await connection.execute(_SCHEMA_VERSION)).scalar_one_or_none()
-    except DBAPIError:
-        current = None
-    if current != expected_revision:
-        raise PreflightError(
-            f"the database schema is at revision {current or 'none'}, "
-            f"expected {expected_revision}; run `taskapi migrate`"
-        )
+        async with driver.transaction():  # a savepoint: a missing table must not end the check
+            row = await (await driver.execute(_SCHEMA_VERSION)).fetchone()
+    except psycopg.Error:
+        return None
+    return row[0] if row else None
 
 
 def _isolation_problems(facts) -> list[str]:

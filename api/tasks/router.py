@@ -6,7 +6,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from api.db import Session
+from api.db import Transaction
 from api.errors import PROBLEM_JSON, Problem
 from api.tasks import service
 from api.tasks.models import (
@@ -89,12 +89,12 @@ def _task_location(task: TaskRead) -> str:
     },
 )
 async def list_tasks(
-    session: Session,
+    tx: Transaction,
     request: Request,
     response: Response,
     params: Annotated[ListParams, Query()],
 ) -> list[TaskRead]:
-    page = await service.list_tasks(session, query=params.to_query())
+    page = await service.list_tasks(tx, query=params.to_query())
     if page.next_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.next_cursor.encode())
         response.headers["Link"] = f'<{next_url}>; rel="next"'
@@ -109,8 +109,8 @@ async def list_tasks(
     response_model=TaskRead,
     responses={201: {"headers": {"Location": {"description": "The new task's URL"}}}, **JSON_BODY},
 )
-async def create_task(session: Session, response: Response, data: TaskCreate) -> TaskRead:
-    task = await service.create_task(session, data=data)
+async def create_task(tx: Transaction, response: Response, data: TaskCreate) -> TaskRead:
+    task = await service.create_task(tx, data=data)
     response.headers["Location"] = _task_location(task)
     return task
 
@@ -122,8 +122,8 @@ async def create_task(session: Session, response: Response, data: TaskCreate) ->
     response_model=TaskRead,
     responses=NOT_FOUND,
 )
-async def get_task(session: Session, task_id: TaskId) -> TaskRead:
-    return await service.get_task(session, task_id=task_id)
+async def get_task(tx: Transaction, task_id: TaskId) -> TaskRead:
+    return await service.get_task(tx, task_id=task_id)
 
 
 @router.put(
@@ -133,8 +133,8 @@ async def get_task(session: Session, task_id: TaskId) -> TaskRead:
     response_model=TaskRead,
     responses={**NOT_FOUND, **JSON_BODY},
 )
-async def update_task(session: Session, task_id: TaskId, data: TaskUpdate) -> TaskRead:
-    return await service.update_task(session, task_id=task_id, data=data)
+async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate) -> TaskRead:
+    return await service.update_task(tx, task_id=task_id, data=data)
 
 
 @router.delete(
@@ -145,8 +145,8 @@ async def update_task(session: Session, task_id: TaskId, data: TaskUpdate) -> Ta
     response_class=Response,
     responses=NOT_FOUND,
 )
-async def delete_task(session: Session, task_id: TaskId) -> Response:
-    await service.delete_task(session, task_id=task_id)
+async def delete_task(tx: Transaction, task_id: TaskId) -> Response:
+    await service.delete_task(tx, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -159,9 +159,9 @@ async def delete_task(session: Session, task_id: TaskId) -> Response:
     responses={**NOT_FOUND, **JSON_BODY},
 )
 async def complete_task(
-    session: Session,
+    tx: Transaction,
     task_id: TaskId,
     body: Annotated[TaskCompletion | None, Body()] = None,
 ) -> TaskRead:
     completed = body.completed if body is not None else None
-    return await service.set_completion(session, task_id=task_id, completed=completed)
+    return await service.set_completion(tx, task_id=task_id, completed=completed)

@@ -1,12 +1,11 @@
 """Task operations. No ownership checks here: the row-level-security policies decide which
-rows exist for the caller, so a task of someone else's is simply not found. Services never
-commit; the session dependency owns the transaction. Each operation is one SQL statement."""
+rows exist for the caller, so a task of someone else's is simply not found. Each operation is
+one SQL statement, run by the request's transaction (api/db.py) in one round trip."""
 
 from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
-    Result,
     Select,
     delete,
     func,
@@ -18,8 +17,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import RequestTransaction
 from api.errors import NotFound
 from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor
@@ -77,57 +76,56 @@ def _ordered_after_cursor(statement: Select, query: ListQuery) -> Select:
     return statement.order_by(sort_key.asc(), task_id.asc())
 
 
-async def list_tasks(session: AsyncSession, *, query: ListQuery) -> Page:
+async def list_tasks(tx: RequestTransaction, *, query: ListQuery) -> Page:
     """One page of the caller's tasks, and the cursor of the next page if there is one."""
     statement = _ordered_after_cursor(_filtered(select(*TASK_COLUMNS), query), query)
-    rows = (await session.execute(statement.limit(query.limit + 1))).mappings().all()
+    rows = await tx.run(statement.limit(query.limit + 1))
     tasks = [TaskRead.model_validate(row) for row in rows[: query.limit]]
     has_more = len(rows) > query.limit
     return Page(tasks=tasks, next_cursor=Cursor.after(tasks[-1], query.sort) if has_more else None)
 
 
-async def create_task(session: AsyncSession, *, data: TaskCreate) -> TaskRead:
+async def create_task(tx: RequestTransaction, *, data: TaskCreate) -> TaskRead:
     """Insert a task; its owner defaults, in SQL, to the caller."""
     statement = insert(Task).values(**data.model_dump()).returning(*TASK_COLUMNS)
-    row = (await session.execute(statement)).mappings().one()
+    [row] = await tx.run(statement)
     return TaskRead.model_validate(row)
 
 
-async def get_task(session: AsyncSession, *, task_id: int) -> TaskRead:
+async def get_task(tx: RequestTransaction, *, task_id: int) -> TaskRead:
     """The task, if the caller can see it."""
     statement = select(*TASK_COLUMNS).where(Task.id == task_id)
-    return _the_task(await session.execute(statement), task_id)
+    return _the_task(await tx.run(statement), task_id)
 
 
-async def update_task(session: AsyncSession, *, task_id: int, data: TaskUpdate) -> TaskRead:
+async def update_task(tx: RequestTransaction, *, task_id: int, data: TaskUpdate) -> TaskRead:
     """Replace the fields sent; absent optional fields keep their values."""
     changes = data.model_dump(exclude_unset=True)
-    return await _update(session, task_id=task_id, changes=changes)
+    return await _update(tx, task_id=task_id, changes=changes)
 
 
-async def set_completion(session: AsyncSession, *, task_id: int, completed: bool | None) -> TaskRead:
+async def set_completion(tx: RequestTransaction, *, task_id: int, completed: bool | None) -> TaskRead:
     """Set `completed`, or toggle it when no value is given."""
     value = Task.__table__.c.completed  # type: ignore[attr-defined]
-    return await _update(session, task_id=task_id, changes={"completed": ~value if completed is None else completed})
+    return await _update(tx, task_id=task_id, changes={"completed": ~value if completed is None else completed})
 
 
-async def delete_task(session: AsyncSession, *, task_id: int) -> None:
+async def delete_task(tx: RequestTransaction, *, task_id: int) -> None:
     """Delete the task, if the caller can see it."""
     statement = delete(Task).where(Task.id == task_id).returning(Task.id)
-    if (await session.execute(statement)).first() is None:
+    if not await tx.run(statement):
         raise NotFound(f"task {task_id} not found")
 
 
-async def _update(session: AsyncSession, *, task_id: int, changes: dict) -> TaskRead:
+async def _update(tx: RequestTransaction, *, task_id: int, changes: dict) -> TaskRead:
     columns = Task.__table__.c  # type: ignore[attr-defined]
     # Strictly later than before, even if the clock has not moved.
     touched = func.greatest(func.now(), columns.updated_at + literal_column("interval '1 microsecond'"))
     statement = update(Task).where(Task.id == task_id).values(**changes, updated_at=touched).returning(*TASK_COLUMNS)
-    return _the_task(await session.execute(statement), task_id)
+    return _the_task(await tx.run(statement), task_id)
 
 
-def _the_task(result: Result, task_id: int) -> TaskRead:
-    row = result.mappings().one_or_none()
-    if row is None:
+def _the_task(rows: list[dict], task_id: int) -> TaskRead:
+    if not rows:
         raise NotFound(f"task {task_id} not found")
-    return TaskRead.model_validate(row)
+    return TaskRead.model_validate(rows[0])
