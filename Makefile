@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean bench
 
 run: $(STAMP)
 	$(BIN)/taskapi serve
@@ -20,6 +20,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check api tests db bench
 
 install: $(STAMP)
+
+# make bench BENCH_ARGS='--users 1000 --tasks 20 --duration 5'   (see python -m bench --help)
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+
+bench: $(STAMP) $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q wrk \
+		|| { apt-get update -qq && apt-get install -y -q wrk; }; } >/dev/null 2>&1; } \
+		|| echo "wrk is not installed and not root: using the Python load generator"
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

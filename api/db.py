@@ -35,7 +35,9 @@ IDENTITY_SQL = (
     "select set_config('role', 'app_user', true),"
     " set_config('app.user_id', %(user_id)s, true),"
     " set_config('statement_timeout', %(statement_timeout)s, true),"
-    " set_config('lock_timeout', %(lock_timeout)s, true)"
+    " set_config('lock_timeout', %(lock_timeout)s, true),"
+    # Plan each statement for its own user: a generic plan assumes an average user's row count.
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 
 # Failures where replaying the whole (single-statement) transaction is the right answer.
@@ -114,6 +116,10 @@ class RequestTransaction:
         self.identity = identity
         self.attempts = attempts
         self.read_only = read_only
+
+    @property
+    def user_id(self) -> str:
+        return self.identity["user_id"]
 
     async def run(self, statement: Executable) -> list[dict[str, Any]]:
         """Run the request's statement in its own transaction; return its rows."""

@@ -1,0 +1,1 @@
+"""Benchmarks: the RLS task API against a naive baseline, over a delayed loopback link to PostgreSQL."""

@@ -1,0 +1,39 @@
+"""The benchmark command at its tiniest: a real PostgreSQL, both apps, the delay proxy, real HTTP load."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_runs_end_to_end(tmp_path: Path) -> None:
+    # wrk when installed (make bench installs it as root); otherwise the Python load generator.
+    generator = "wrk" if load.wrk_available() else "python"
+    command = [
+        *(sys.executable, "-m", "bench", "--users", "5", "--tasks", "3", "--duration", "1"),
+        *("--concurrency", "1", "--delays", "0,1", "--routes", "get,delete", "--load", generator),
+        *("--out-dir", str(tmp_path)),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert {(r["app"], r["route"], r["delay_ms"]) for r in results} == {
+        (app, route, delay) for app in ("project", "baseline") for route in ("get", "delete") for delay in (0, 1)
+    }
+    for record in results:
+        assert record["requests"] > 0 and record["rps"] > 0 and record["p50_ms"] > 0, record
+        assert record["errors"] == 0, record
+
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "round trips per request" in report.lower()
+    assert re.search(r"\| get \| \d+\.\d \| \d+\.\d \|", report), report
+    assert "nproc" in report and "uname -a" in report
+    png = (tmp_path / "benchmark-latency.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "round trips per request" in result.stdout
