@@ -20,8 +20,10 @@ from fastapi import Depends, Request
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import Compiled
 
 from api.auth import CurrentUserId
 from api.config import Settings
@@ -123,8 +125,7 @@ class RequestTransaction:
 
     async def run(self, statement: Executable) -> list[dict[str, Any]]:
         """Run the request's statement in its own transaction; return its rows."""
-        compiled = statement.compile(dialect=self.engine.dialect)
-        sql, params = str(compiled), compiled.params
+        sql, params = compile_cached(statement, self.engine.dialect)
         replays, reconnected = 0, False
         while True:
             try:
@@ -164,6 +165,25 @@ class RequestTransaction:
 
 class DeadConnection(psycopg.OperationalError):
     """The pooled connection was found dead; the cause is the driver's own error."""
+
+
+_COMPILED: dict[Any, Compiled] = {}
+_MAX_COMPILED = 512  # statements come in a few dozen shapes; this only bounds a surprise
+
+
+def compile_cached(statement: Executable, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """SQL text and parameters, compiling each statement shape once (as SQLAlchemy's own
+    execution path does): only the parameter values differ from one request to the next."""
+    cache_key = statement._generate_cache_key()  # type: ignore[attr-defined]
+    if cache_key is None:  # a construct SQLAlchemy cannot cache
+        compiled = statement.compile(dialect=dialect)
+        return compiled.string, compiled.params
+    compiled = _COMPILED.get(cache_key.key)
+    if compiled is None:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
+        compiled = _COMPILED[cache_key.key] = statement.compile(dialect=dialect, cache_key=cache_key)
+    return compiled.string, compiled.construct_params(extracted_parameters=cache_key.bindparams)
 
 
 def _engine_for(request: Request) -> AsyncEngine:
