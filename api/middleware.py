@@ -92,15 +92,17 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        never_cache = path.startswith("/api/") or "authorization" in Headers(scope=scope)
+        csp = not path.startswith(DOCS_PATHS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                if not path.startswith(DOCS_PATHS):
+                if csp:
                     headers.setdefault("Content-Security-Policy", JSON_ONLY_CSP)
-                if path.startswith("/api/") or "authorization" in Headers(scope=scope):
+                if never_cache:
                     headers["Cache-Control"] = "no-store"
                 for name, value in scope.get("state", {}).get("response_headers", {}).items():
                     headers.setdefault(name, value)
