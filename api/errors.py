@@ -101,6 +101,10 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def _render(error: AppError) -> JSONResponse:
+    return problem_response(error.status, error.detail, headers=error.headers)
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and type: never echo the rejected input back.
     return [
@@ -126,7 +130,7 @@ def _database_error_response(original: BaseException | None, *, connection_lost:
     # An OperationalError without SQLSTATE: the server never answered (refused, unreachable, lost).
     unreachable = isinstance(original, pg_errors.OperationalError) and not sqlstate
     if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or connection_lost or unreachable:
-        return problem_response(503, "the database is unavailable, retry shortly", headers={"Retry-After": "1"})
+        return _render(ServiceUnavailable("the database is unavailable, retry shortly"))
     logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=original)
     return problem_response(500, "internal error")
 
@@ -148,7 +152,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, headers=exc.headers)
+        return _render(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -175,7 +179,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def pool_exhausted(_: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
-        return problem_response(503, "the server is busy, retry shortly", headers={"Retry-After": "1"})
+        return _render(ServiceUnavailable("the server is busy, retry shortly"))
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
