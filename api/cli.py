@@ -59,9 +59,12 @@ def serve(args: argparse.Namespace) -> None:
     # The app reads its settings from the environment, in this process and in any worker.
     os.environ["DATABASE_URL"] = url
     os.environ["JWT_SECRET"] = secret
+    if settings.embedded and settings.demo_page is None:
+        os.environ["DEMO_PAGE"] = "true"  # local use: the demo page is on
     get_settings.cache_clear()
     base = f"http://{args.host}:{args.port}"
-    print(f"taskapi serving on {base}  (docs: {base}/docs)", flush=True)
+    demo = f", demo page: {base}/demo/" if get_settings().serves_demo_page else ""
+    print(f"taskapi serving on {base}  (docs: {base}/docs{demo})", flush=True)
     if settings.embedded:
         _print_example(base, secret, settings)
     # uvicorn re-raises SIGTERM after a graceful shutdown; turning it into SystemExit lets exit

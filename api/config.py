@@ -1,5 +1,6 @@
 """All settings, read once from the environment (and an optional `.env`)."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,15 @@ class Settings(BaseSettings):
 
     log_format: Literal["auto", "json", "text"] = "auto"
 
+    # Browser frontends on other origins, comma-separated (e.g. https://app.example.com).
+    # None by default: a browser on another origin cannot read any answer.
+    cors_origins: str | None = None
+    cors_max_age_seconds: int = Field(default=600, ge=0, le=86400)
+    # The demo page under /demo/. Unset: on for the embedded database (local use), off otherwise.
+    demo_page: bool | None = None
+    # How long a POST's Idempotency-Key and its stored answer are kept.
+    idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+
     @field_validator(
         "database_url",
         "migrations_database_url",
@@ -72,6 +82,7 @@ class Settings(BaseSettings):
         "jwt_issuer",
         "jwt_audience",
         "jwt_algorithms",
+        "cors_origins",
     )
     @classmethod
     def blank_means_unset(cls, value: str | None) -> str | None:
@@ -99,6 +110,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported algorithm(s) {sorted(unknown)}; choose from {sorted(SUPPORTED_ALGORITHMS)}")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def exact_origins(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for origin in value.split(","):
+            origin = origin.strip()
+            if origin == "*" or not re.fullmatch(r"https?://[^/\s*]+", origin):
+                raise ValueError(f"CORS_ORIGINS takes exact origins (https://app.example.com), not {origin!r}")
+        return value
+
     @model_validator(mode="after")
     def consistent_auth(self) -> "Settings":
         algorithms = self.allowed_algorithms or set()
@@ -114,6 +136,14 @@ class Settings(BaseSettings):
         if self.jwt_algorithms is None:
             return None
         return {name.strip() for name in self.jwt_algorithms.split(",")}
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",")] if self.cors_origins else []
+
+    @property
+    def serves_demo_page(self) -> bool:
+        return self.embedded if self.demo_page is None else self.demo_page
 
     @property
     def embedded(self) -> bool:

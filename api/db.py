@@ -125,11 +125,20 @@ class RequestTransaction:
 
     async def run(self, statement: Executable) -> list[dict[str, Any]]:
         """Run the request's statement in its own transaction; return its rows."""
-        sql, params = compile_cached(statement, self.engine.dialect)
+        [rows] = await self.run_all([statement])
+        return rows
+
+    async def run_all(self, statements: list[Executable]) -> list[list[dict[str, Any]]]:
+        """Run statements in order in one transaction (still one round trip); the rows of each.
+
+        Each statement sees what the ones before it did, and what other transactions
+        committed meanwhile (READ COMMITTED takes a snapshot per statement).
+        """
+        compiled = [compile_cached(statement, self.engine.dialect) for statement in statements]
         replays, reconnected = 0, False
         while True:
             try:
-                return await self._run_once(sql, params)
+                return await self._run_once(compiled)
             except DeadConnection as exc:
                 if not self.read_only or reconnected:
                     raise exc.__cause__ from None
@@ -141,15 +150,16 @@ class RequestTransaction:
                 logger.info("transaction aborted (%s); replaying", type(exc).__name__)
                 await asyncio.sleep(random.uniform(0.005, 0.02) * replays)
 
-    async def _run_once(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _run_once(self, compiled: list[tuple[str, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         async with self.engine.connect() as connection:
             driver: psycopg.AsyncConnection = (await connection.get_raw_connection()).driver_connection
-            cursor = driver.cursor(row_factory=dict_row)
+            cursors = [driver.cursor(row_factory=dict_row) for _ in compiled]
             try:
                 async with driver.pipeline():
                     await driver.execute("begin")
                     await driver.execute(IDENTITY_SQL, self.identity)
-                    await cursor.execute(sql, params)
+                    for cursor, (sql, params) in zip(cursors, compiled, strict=True):
+                        await cursor.execute(sql, params)
                     await driver.execute("commit")
             except psycopg.Error as exc:
                 if driver.broken or driver.closed:
@@ -160,7 +170,7 @@ class RequestTransaction:
                 if driver.info.transaction_status != TransactionStatus.IDLE:
                     await driver.rollback()
                 raise
-            return await cursor.fetchall()
+            return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
 
 class DeadConnection(psycopg.OperationalError):

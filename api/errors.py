@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,6 +54,14 @@ class NotFound(AppError):
     status = HTTPStatus.NOT_FOUND
 
 
+class Conflict(AppError):
+    status = HTTPStatus.CONFLICT
+
+
+class PreconditionFailed(AppError):
+    status = HTTPStatus.PRECONDITION_FAILED
+
+
 class Unprocessable(AppError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
@@ -66,6 +74,20 @@ class ServiceUnavailable(AppError):
 
 
 class FieldError(BaseModel):
+    """One invalid field of a 422: where it is, what is wrong, and a machine-readable code."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loc": ["body", "title"],
+                    "msg": "String should have at most 200 characters",
+                    "type": "string_too_long",
+                }
+            ]
+        }
+    )
+
     loc: list[str | int] = Field(examples=[["body", "title"]])
     msg: str = Field(examples=["String should have at most 200 characters"])
     type: str = Field(examples=["string_too_long"])
@@ -73,6 +95,27 @@ class FieldError(BaseModel):
 
 class Problem(BaseModel):
     """RFC 9457 problem details, the body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "task 42 not found"},
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Entity",
+                    "status": 422,
+                    "detail": "the request has invalid fields",
+                    "errors": [
+                        {
+                            "loc": ["body", "title"],
+                            "msg": "String should have at most 200 characters",
+                            "type": "string_too_long",
+                        }
+                    ],
+                },
+            ]
+        }
+    )
 
     type: str = Field(default="about:blank", examples=["about:blank"])
     title: str = Field(examples=["Not Found"])

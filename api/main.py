@@ -2,9 +2,12 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api import migrations
@@ -18,6 +21,22 @@ from api.observability import RequestLog, configure_logging
 from api.preflight import check_database
 from api.ratelimit import RateLimiter
 from api.tasks.router import router as tasks_router
+
+DEMO_PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = [
+    "Location",
+    "Link",
+    "ETag",
+    "Retry-After",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "WWW-Authenticate",
+]
 
 DESCRIPTION = """
 A per-user task list. Every route under `/api/{user_id}` needs `Authorization: Bearer <JWT>`
@@ -63,6 +82,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before anything is parsed.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    if settings.allowed_origins:
+        # Outside the limits, so a browser can read every answer, 413 and 429 included.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=False,  # bearer tokens, never cookies
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=settings.cors_max_age_seconds,
+        )
     app.add_middleware(RequestLog)
     install_error_handlers(app)
     app.include_router(tasks_router)
@@ -85,6 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:
             raise ServiceUnavailable("the database is unreachable", retry_after_seconds=2) from None
         return JSONResponse({"status": "ready"})
+
+    if settings.serves_demo_page:
+        app.mount("/demo", StaticFiles(directory=DEMO_PAGE_DIR, html=True), name="demo")
 
     return app
 

@@ -24,6 +24,12 @@ SECURITY_HEADERS = {
 # The interactive docs load their scripts and styles; everything else is plain JSON.
 JSON_ONLY_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc")
+# The demo page: its own scripts and styles only; it may call an API on any origin.
+DEMO_PATH = "/demo"
+DEMO_PAGE_CSP = (
+    "default-src 'self'; connect-src 'self' http: https:; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -93,7 +99,7 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         never_cache = path.startswith("/api/") or "authorization" in Headers(scope=scope)
-        csp = not path.startswith(DOCS_PATHS)
+        csp = DEMO_PAGE_CSP if path.startswith(DEMO_PATH) else None if path.startswith(DOCS_PATHS) else JSON_ONLY_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -101,7 +107,7 @@ class SecurityHeaders:
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
                 if csp:
-                    headers.setdefault("Content-Security-Policy", JSON_ONLY_CSP)
+                    headers.setdefault("Content-Security-Policy", csp)
                 if never_cache:
                     headers["Cache-Control"] = "no-store"
                 for name, value in scope.get("state", {}).get("response_headers", {}).items():

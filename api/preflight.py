@@ -8,15 +8,18 @@ from api.db import APP_ROLE, IDENTITY_SQL
 
 _NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
 _SCHEMA_VERSION = "select version_num from alembic_version"
+# Every table app_user reads or writes; each must be protected by forced RLS.
+PROTECTED_TABLES = ("tasks", "idempotency_keys")
 _ISOLATION_FACTS = """
-    select r.rolsuper as superuser,
+    select t.name as table_name,
+           r.rolsuper as superuser,
            r.rolbypassrls as bypassrls,
-           pg_has_role(current_user, c.relowner, 'USAGE') as owns_tasks,
+           pg_has_role(current_user, c.relowner, 'USAGE') as owns_table,
            c.relrowsecurity as rls_enabled,
            c.relforcerowsecurity as rls_forced
-      from pg_roles r, pg_class c
-     where r.rolname = current_user
-       and c.oid = to_regclass('public.tasks')
+      from unnest(%(tables)s::text[]) as t(name)
+      join pg_roles r on r.rolname = current_user
+      left join pg_class c on c.oid = to_regclass('public.' || quote_ident(t.name))
 """
 
 
@@ -37,15 +40,18 @@ async def check_database(engine: AsyncEngine, *, expected_revision: str | None) 
                     f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
                 ) from None
             current = await _schema_version(driver)
-            facts = await (await driver.cursor(row_factory=dict_row).execute(_ISOLATION_FACTS)).fetchone()
+            cursor = driver.cursor(row_factory=dict_row)
+            facts = await (await cursor.execute(_ISOLATION_FACTS, {"tables": list(PROTECTED_TABLES)})).fetchall()
     if current != expected_revision:
         raise PreflightError(
             f"the database schema is at revision {current or 'none'}, expected {expected_revision}; "
             "run `taskapi migrate`"
         )
-    if facts is None:
-        raise PreflightError("table public.tasks is missing; run `taskapi migrate`")
-    problems = _isolation_problems(facts)
+    missing = [row["table_name"] for row in facts if row["rls_enabled"] is None]
+    if missing:
+        raise PreflightError(f"table(s) {', '.join(missing)} missing; run `taskapi migrate`")
+    problems = [problem for row in facts for problem in _isolation_problems(row)]
+    problems = list(dict.fromkeys(problems))  # role problems are the same for every table
     if problems:
         raise PreflightError("row-level security would not hold: " + "; ".join(problems))
 
@@ -61,14 +67,15 @@ async def _schema_version(driver: psycopg.AsyncConnection) -> str | None:
 
 def _isolation_problems(facts) -> list[str]:
     problems = []
+    table = facts["table_name"]
     if facts["superuser"]:
         problems.append(f"{APP_ROLE} is a superuser (ALTER ROLE {APP_ROLE} NOSUPERUSER)")
     if facts["bypassrls"]:
         problems.append(f"{APP_ROLE} has BYPASSRLS (ALTER ROLE {APP_ROLE} NOBYPASSRLS)")
-    if facts["owns_tasks"]:
-        problems.append(f"{APP_ROLE} owns tasks (ALTER TABLE tasks OWNER TO <owner role>)")
+    if facts["owns_table"]:
+        problems.append(f"{APP_ROLE} owns {table} (ALTER TABLE {table} OWNER TO <owner role>)")
     if not facts["rls_enabled"]:
-        problems.append("RLS is disabled on tasks (ALTER TABLE tasks ENABLE ROW LEVEL SECURITY)")
+        problems.append(f"RLS is disabled on {table} (ALTER TABLE {table} ENABLE ROW LEVEL SECURITY)")
     if not facts["rls_forced"]:
-        problems.append("RLS is not forced on tasks (ALTER TABLE tasks FORCE ROW LEVEL SECURITY)")
+        problems.append(f"RLS is not forced on {table} (ALTER TABLE {table} FORCE ROW LEVEL SECURITY)")
     return problems

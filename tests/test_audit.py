@@ -18,16 +18,18 @@ def findings(url: str) -> list[tuple[str, str, str]]:
 def test_the_migrated_schema_is_clean(admin_url):
     report = run_audit(admin_url, schemas=SCHEMAS)
     assert report.findings == []
-    [tasks] = report.tables
-    assert (tasks.name, tasks.rls_enabled, tasks.rls_forced) == ("public.tasks", True, True)
-    assert {(p.name, p.command) for p in tasks.policies} == {
-        ("tasks_select_own", "SELECT"),
-        ("tasks_insert_own", "INSERT"),
-        ("tasks_update_own", "UPDATE"),
-        ("tasks_delete_own", "DELETE"),
-    }
-    assert all(p.roles == ["app_user"] for p in tasks.policies)
-    assert "SELECT on public.tasks" in report.app_user_grants
+    assert [table.name for table in report.tables] == ["public.idempotency_keys", "public.tasks"]
+    for table in report.tables:
+        prefix = table.name.removeprefix("public.")
+        assert (table.rls_enabled, table.rls_forced) == (True, True)
+        assert {(p.name, p.command) for p in table.policies} == {
+            (f"{prefix}_select_own", "SELECT"),
+            (f"{prefix}_insert_own", "INSERT"),
+            (f"{prefix}_update_own", "UPDATE"),
+            (f"{prefix}_delete_own", "DELETE"),
+        }
+        assert all(p.roles == ["app_user"] for p in table.policies)
+        assert f"SELECT on {table.name}" in report.app_user_grants
     assert LOGIN_ROLE in report.app_user_members or report.app_user_members == []
 
 

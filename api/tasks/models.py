@@ -4,7 +4,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints, field_serializer
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StringConstraints,
+    field_serializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -13,9 +22,11 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    SmallInteger,
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 TITLE_MAX = 200
@@ -98,6 +109,30 @@ class Task(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
+    # Bumped by every change; the ETag, so concurrent editors cannot overwrite each other.
+    version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False, server_default=text("1")))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A POST's Idempotency-Key and the answer it got, kept until `expires_at` (RLS like tasks)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        CheckConstraint("char_length(key) between 1 and 255", name="key_length"),
+        Index("idempotency_keys_user_id_expires_at_idx", "user_id", "expires_at"),
+    )
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True, server_default=text("app.current_user_id()")))
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    request_hash: str = Field(sa_column=Column(Text, nullable=False))
+    # Both null only inside the transaction that claimed the key.
+    response_status: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
+    response_body: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class _ClientInput(SQLModel):
@@ -148,6 +183,7 @@ class TaskRead(SQLModel):
     completed: bool
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description='Bumped by every change; the `ETag` is this number quoted, e.g. `"3"`.')
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -160,6 +196,7 @@ class TaskRead(SQLModel):
                     "completed": False,
                     "created_at": "2026-11-23T09:30:00.123456Z",
                     "updated_at": "2026-11-23T09:30:00.123456Z",
+                    "version": 1,
                 }
             ]
         }
@@ -170,13 +207,27 @@ class TaskRead(SQLModel):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class TaskStatus(StrEnum):
+class _PublishedEnum(StrEnum):
+    """A StrEnum whose published JSON schema names its first member as the example."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["examples"] = [next(iter(cls)).value]
+        return schema
+
+
+class TaskStatus(_PublishedEnum):
+    """Which tasks a list includes: all, only those not completed, or only completed ones."""
+
     all = "all"
     pending = "pending"
     completed = "completed"
 
 
-class TaskSort(StrEnum):
+class TaskSort(_PublishedEnum):
+    """A list's order: by creation, last update or title; a leading `-` means descending."""
+
     created = "created"
     newest_first = "-created"
     updated = "updated"

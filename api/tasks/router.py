@@ -3,12 +3,13 @@
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.db import Transaction
 from api.errors import PROBLEM_JSON, Problem
 from api.tasks import service
+from api.tasks.etags import EntityTags, etag
 from api.tasks.models import (
     BIGINT_MAX,
     StorableText,
@@ -38,10 +39,57 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND = {404: _problem("No such task, or it belongs to someone else")}
 JSON_BODY = {415: _problem("A body was sent that is not `application/json`")}
+BAD_PRECONDITION = {412: _problem("`If-Match` names a version that is no longer current; GET the task and retry")}
+ETAG_HEADER = {"ETag": {"description": 'The task\'s version, quoted (`"3"`): send it back in `If-Match`'}}
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
 TaskId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The task's id.", examples=[42])]
+IfMatch = Annotated[
+    str,  # optional (default None), but never null: a header is absent or a string
+    Header(
+        alias="If-Match",
+        max_length=1024,
+        description=(
+            'Change only if the task is still at this version (its `ETag`, e.g. `"3"`), else 412. '
+            "A value naming none of the task's versions (weak, malformed) never matches."
+        ),
+        examples=['"3"'],
+    ),
+]
+IfNoneMatch = Annotated[
+    str,  # optional (default None), but never null: a header is absent or a string
+    Header(
+        alias="If-None-Match",
+        max_length=1024,
+        description="Answer 304 Not Modified, without a body, if the task is still at this version.",
+        examples=['"3"'],
+    ),
+]
+IdempotencyKey = Annotated[
+    str,  # optional (default None), but never null: a header is absent or a string
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "A unique key per intended creation (e.g. a UUID). Retrying with the same key and body "
+            "replays the first answer and creates nothing; the same key with another body is a 422. "
+            "Keys are per user and remembered for IDEMPOTENCY_KEY_TTL_SECONDS (default 24 h)."
+        ),
+        examples=["5f0c8f1e-3b7a-4d2c-9a51-2f8e6c1d0b47"],
+    ),
+]
+
+
+def _if_match(field: str | None) -> EntityTags | None:
+    return EntityTags.parse(field) if field is not None else None
+
+
+def _with_etag(response: Response, task: TaskRead) -> TaskRead:
+    response.headers["ETag"] = etag(task.version)
+    return task
 
 
 class ListParams(BaseModel):
@@ -107,12 +155,32 @@ async def list_tasks(
     summary="Create a task",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
-    responses={201: {"headers": {"Location": {"description": "The new task's URL"}}}, **JSON_BODY},
+    responses={
+        201: {
+            "description": "Created; or, for a repeated `Idempotency-Key`, the first answer replayed.",
+            "headers": {
+                "Location": {"description": "The new task's URL"},
+                **ETAG_HEADER,
+                "Idempotent-Replayed": {"description": "`true` when this answer is a replay"},
+            },
+        },
+        409: _problem("A request with this `Idempotency-Key` is still in progress; retry shortly"),
+        **JSON_BODY,
+    },
 )
-async def create_task(tx: Transaction, response: Response, data: TaskCreate) -> TaskRead:
-    task = await service.create_task(tx, data=data)
+async def create_task(
+    tx: Transaction, request: Request, response: Response, data: TaskCreate, idempotency_key: IdempotencyKey = None
+) -> TaskRead:
+    if idempotency_key is None:
+        task = await service.create_task(tx, data=data)
+    else:
+        ttl = request.app.state.settings.idempotency_key_ttl_seconds
+        once = service.IdempotentCreate(key=idempotency_key, data=data, ttl_seconds=ttl)
+        task, replayed = await service.create_task_once(tx, request=once)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = _task_location(task)
-    return task
+    return _with_etag(response, task)
 
 
 @router.get(
@@ -120,10 +188,17 @@ async def create_task(tx: Transaction, response: Response, data: TaskCreate) -> 
     operation_id="getTask",
     summary="Get a task",
     response_model=TaskRead,
-    responses=NOT_FOUND,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        304: {"description": "`If-None-Match` names the current version: no body", "headers": ETAG_HEADER},
+        **NOT_FOUND,
+    },
 )
-async def get_task(tx: Transaction, task_id: TaskId) -> TaskRead:
-    return await service.get_task(tx, task_id=task_id)
+async def get_task(tx: Transaction, response: Response, task_id: TaskId, if_none_match: IfNoneMatch = None) -> Any:
+    task = await service.get_task(tx, task_id=task_id)
+    if if_none_match is not None and EntityTags.parse(if_none_match).matches_weakly(task.version):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task.version)})
+    return _with_etag(response, task)
 
 
 @router.put(
@@ -131,10 +206,13 @@ async def get_task(tx: Transaction, task_id: TaskId) -> TaskRead:
     operation_id="updateTask",
     summary="Update a task",
     response_model=TaskRead,
-    responses={**NOT_FOUND, **JSON_BODY},
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND, **JSON_BODY, **BAD_PRECONDITION},
 )
-async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate) -> TaskRead:
-    return await service.update_task(tx, task_id=task_id, data=data)
+async def update_task(
+    tx: Transaction, response: Response, task_id: TaskId, data: TaskUpdate, if_match: IfMatch = None
+) -> TaskRead:
+    task = await service.update_task(tx, task_id=task_id, data=data, if_match=_if_match(if_match))
+    return _with_etag(response, task)
 
 
 @router.delete(
@@ -143,10 +221,10 @@ async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate) -> Tas
     summary="Delete a task",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={204: {"description": "Deleted"}, **NOT_FOUND, **BAD_PRECONDITION},
 )
-async def delete_task(tx: Transaction, task_id: TaskId) -> Response:
-    await service.delete_task(tx, task_id=task_id)
+async def delete_task(tx: Transaction, task_id: TaskId, if_match: IfMatch = None) -> Response:
+    await service.delete_task(tx, task_id=task_id, if_match=_if_match(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -156,12 +234,15 @@ async def delete_task(tx: Transaction, task_id: TaskId) -> Response:
     summary="Set or toggle completion",
     description='With a body `{"completed": bool}` sets it (idempotent); with none, toggles.',
     response_model=TaskRead,
-    responses={**NOT_FOUND, **JSON_BODY},
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND, **JSON_BODY, **BAD_PRECONDITION},
 )
 async def complete_task(
     tx: Transaction,
+    response: Response,
     task_id: TaskId,
     body: Annotated[TaskCompletion | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> TaskRead:
     completed = body.completed if body is not None else None
-    return await service.set_completion(tx, task_id=task_id, completed=completed)
+    task = await service.set_completion(tx, task_id=task_id, completed=completed, if_match=_if_match(if_match))
+    return _with_etag(response, task)

@@ -2,28 +2,41 @@
 rows exist for the caller, so a task of someone else's is simply not found. Each operation is
 one SQL statement, run by the request's transaction (api/db.py) in one round trip."""
 
+import hashlib
+import json
 from dataclasses import dataclass
+from datetime import timedelta
 
+from psycopg import errors as pg_errors
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Delete,
     Select,
+    Update,
+    any_,
     delete,
+    exists,
     func,
     insert,
     literal,
     literal_column,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from api.db import RequestTransaction
-from api.errors import NotFound
+from api.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from api.tasks.etags import EntityTags
 from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor
 
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
+TASK_COLUMN_NAMES = ", ".join(column.name for column in TASK_COLUMNS)
 LIKE_ESCAPE = "\\"
 
 
@@ -102,40 +115,137 @@ async def create_task(tx: RequestTransaction, *, data: TaskCreate) -> TaskRead:
     return TaskRead.model_validate(row)
 
 
+@dataclass(frozen=True)
+class IdempotentCreate:
+    """A POST carrying an Idempotency-Key: the key, what was asked, and how long to remember."""
+
+    key: str
+    data: TaskCreate
+    ttl_seconds: int
+
+    @property
+    def request_hash(self) -> str:
+        canonical = json.dumps(self.data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"createTask\n{canonical}".encode()).hexdigest()
+
+
+# Claim the key: the caller's expired keys go first, so an expired key can be claimed anew.
+# A concurrent claim of the same key waits here until the other transaction ends.
+_PURGE_EXPIRED_KEYS = text("delete from idempotency_keys where expires_at < now()")
+_CLAIM_KEY = text(
+    "insert into idempotency_keys (key, request_hash, expires_at)"
+    " values (:key, :request_hash, now() + :ttl) on conflict (user_id, key) do nothing"
+)
+# Create the task only if this transaction holds the claim (no answer stored yet), and store the answer.
+_CREATE_IF_CLAIMED = text(
+    "with created as ("
+    "  insert into tasks (title, description, completed)"
+    "  select cast(:title as text), cast(:description as text), cast(:completed as boolean)"
+    "   where exists (select from idempotency_keys where key = :key and response_status is null)"
+    f"  returning {TASK_COLUMN_NAMES}"
+    "), recorded as ("
+    "  update idempotency_keys k set response_status = 201, response_body = to_jsonb(created)"
+    "    from created where k.key = :key"
+    ") select * from created"
+)
+# A fresh snapshot: sees the answer of a concurrent request with this key that committed first.
+_STORED_ANSWER = text("select request_hash, response_body from idempotency_keys where key = :key")
+
+
+async def create_task_once(tx: RequestTransaction, *, request: IdempotentCreate) -> tuple[TaskRead, bool]:
+    """Create the task, or replay the answer an earlier request with this key got.
+
+    Returns the task and whether it is a replay. The whole exchange is one transaction,
+    sent in one round trip.
+    """
+    key = {"key": request.key}
+    statements = [
+        _PURGE_EXPIRED_KEYS,
+        _CLAIM_KEY.bindparams(**key, request_hash=request.request_hash, ttl=timedelta(seconds=request.ttl_seconds)),
+        _CREATE_IF_CLAIMED.bindparams(**key, **request.data.model_dump()),
+        _STORED_ANSWER.bindparams(**key),
+    ]
+    try:
+        _, _, created, stored = await tx.run_all(statements)
+    except pg_errors.LockNotAvailable:
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
+    if created:
+        return TaskRead.model_validate(created[0]), False
+    [answer] = stored
+    if answer["request_hash"] != request.request_hash:
+        raise Unprocessable("this Idempotency-Key was already used with a different request")
+    return TaskRead.model_validate(answer["response_body"]), True
+
+
 async def get_task(tx: RequestTransaction, *, task_id: int) -> TaskRead:
     """The task, if the caller can see it."""
     statement = select(*TASK_COLUMNS).where(Task.id == task_id)
     return _the_task(await tx.run(statement), task_id)
 
 
-async def update_task(tx: RequestTransaction, *, task_id: int, data: TaskUpdate) -> TaskRead:
+async def update_task(
+    tx: RequestTransaction, *, task_id: int, data: TaskUpdate, if_match: EntityTags | None = None
+) -> TaskRead:
     """Replace the fields sent; absent optional fields keep their values."""
     changes = data.model_dump(exclude_unset=True)
-    return await _update(tx, task_id=task_id, changes=changes)
+    return await _update(tx, task_id=task_id, changes=changes, if_match=if_match)
 
 
-async def set_completion(tx: RequestTransaction, *, task_id: int, completed: bool | None) -> TaskRead:
+async def set_completion(
+    tx: RequestTransaction, *, task_id: int, completed: bool | None, if_match: EntityTags | None = None
+) -> TaskRead:
     """Set `completed`, or toggle it when no value is given."""
     value = Task.__table__.c.completed  # type: ignore[attr-defined]
-    return await _update(tx, task_id=task_id, changes={"completed": ~value if completed is None else completed})
+    changes = {"completed": ~value if completed is None else completed}
+    return await _update(tx, task_id=task_id, changes=changes, if_match=if_match)
 
 
-async def delete_task(tx: RequestTransaction, *, task_id: int) -> None:
-    """Delete the task, if the caller can see it."""
-    statement = delete(Task).where(Task.id == task_id).returning(Task.id)
-    if not await tx.run(statement):
-        raise NotFound(f"task {task_id} not found")
+async def delete_task(tx: RequestTransaction, *, task_id: int, if_match: EntityTags | None = None) -> None:
+    """Delete the task, if the caller can see it (and, with If-Match, has seen its latest version)."""
+    statement = delete(Task).where(Task.id == task_id)
+    _the_task(await tx.run(_guarded(statement, task_id, if_match)), task_id)
 
 
-async def _update(tx: RequestTransaction, *, task_id: int, changes: dict) -> TaskRead:
+async def _update(tx: RequestTransaction, *, task_id: int, changes: dict, if_match: EntityTags | None) -> TaskRead:
     columns = Task.__table__.c  # type: ignore[attr-defined]
     # Strictly later than before, even if the clock has not moved.
     touched = func.greatest(func.now(), columns.updated_at + literal_column("interval '1 microsecond'"))
-    statement = update(Task).where(Task.id == task_id).values(**changes, updated_at=touched).returning(*TASK_COLUMNS)
-    return _the_task(await tx.run(statement), task_id)
+    statement = (
+        update(Task).where(Task.id == task_id).values(**changes, updated_at=touched, version=columns.version + 1)
+    )
+    return _the_task(await tx.run(_guarded(statement, task_id, if_match)), task_id)
+
+
+def _guarded(statement: Update | Delete, task_id: int, if_match: EntityTags | None) -> Update | Select:
+    """The statement, changing the task only if its version is one the client names.
+
+    With a condition, the statement also returns the task as it stands when nothing was
+    changed, flagged `applied = false`, so that 404 and 412 are told apart in the same
+    round trip. Under concurrent edits the row lock serialises writers, and PostgreSQL
+    re-checks the version on the latest row: only one of two editors of version N wins.
+    """
+    if if_match is None or if_match.any:  # `*`: any current version; a missing task is a 404
+        return statement.returning(*TASK_COLUMNS, literal(True).label("applied"))
+    versions = literal(sorted(if_match.strong_versions), ARRAY(BigInteger))
+    changed = (
+        statement.where(Task.__table__.c.version == any_(versions))  # type: ignore[attr-defined]
+        .returning(*TASK_COLUMNS, literal(True).label("applied"))
+        .cte("changed")
+    )
+    unchanged = select(*TASK_COLUMNS, literal(False).label("applied")).where(
+        Task.id == task_id, ~exists(select(changed.c.id))
+    )
+    return select(changed).union_all(unchanged)
 
 
 def _the_task(rows: list[dict], task_id: int) -> TaskRead:
     if not rows:
         raise NotFound(f"task {task_id} not found")
+    if not rows[0].get("applied", True):
+        raise PreconditionFailed(
+            f"task {task_id} has changed since the version named in If-Match; GET it for the current version"
+        )
     return TaskRead.model_validate(rows[0])

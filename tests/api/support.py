@@ -17,7 +17,7 @@ ALICE = "alice"
 BOB = "bob"
 PROBLEM_JSON = "application/problem+json"
 BIGINT_MAX = 2**63 - 1
-TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
+TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"}
 ROUTES = [  # (method, path under /api/{user}/tasks, operationId, item route?)
     ("GET", "", "listTasks", False),
     ("POST", "", "createTask", False),
@@ -92,6 +92,7 @@ def assert_task_shape(task: dict[str, Any]) -> None:
     assert isinstance(task["title"], str)
     assert task["description"] is None or isinstance(task["description"], str)
     assert type(task["completed"]) is bool
+    assert type(task["version"]) is int and task["version"] >= 1
     parse_time(task["created_at"])
     parse_time(task["updated_at"])
 
@@ -153,6 +154,28 @@ def walk(client: TestClient, owner: str, max_pages: int = 200, **params: Any) ->
             return pages
         assert len(pages) < max_pages, "the next links never end"
         response = client.get(url, headers=bearer(owner))
+
+
+# --- the OpenAPI document -----------------------------------------------------------------
+
+
+def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema, or the component schema its `$ref` names."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    assert ref.startswith("#/components/schemas/"), ref
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def api_operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The operations under /api, by operationId."""
+    return {
+        operation["operationId"]: operation
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/")
+        for operation in item.values()
+    }
 
 
 # --- tokens -------------------------------------------------------------------------------

@@ -394,8 +394,9 @@ class TestCompleteTask:
         after = db_row(admin, alices_task["id"])
         assert response.json()["title"] == alices_task["title"]
         assert response.json()["description"] == alices_task["description"]
-        assert {k: v for k, v in after.items() if k not in ("completed", "updated_at")} == {
-            k: v for k, v in before.items() if k not in ("completed", "updated_at")
+        assert after["version"] == before["version"] + 1
+        assert {k: v for k, v in after.items() if k not in ("completed", "updated_at", "version")} == {
+            k: v for k, v in before.items() if k not in ("completed", "updated_at", "version")
         }
 
     def test_owner_moves_updated_at_forward_on_every_patch_and_never_created_at(self, client, admin, alices_task):
