@@ -53,8 +53,42 @@ def is_valid_user_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_SUBJECT_LENGTH and value.isprintable()
 
 
+class VerifiedTokens:
+    """Tokens verified in the last few seconds, and their subjects (as PostgREST's JWT cache).
+
+    Verifying a signature, an EdDSA or RSA one above all, costs more than the rest of a short
+    request. An entry lives until the token's `exp` or `max_age_seconds`, whichever is first,
+    so a cached token is never accepted after it expires, and only while the JWKS holds the
+    same keys as when it was verified (`generation`). Only fully verified tokens are cached.
+    """
+
+    def __init__(self, *, max_age_seconds: float, max_entries: int = 10_000) -> None:
+        self.max_age_seconds = max_age_seconds
+        self.max_entries = max_entries
+        self._subjects: dict[str, tuple[str, float, int]] = {}
+
+    def subject(self, token: str, *, generation: int) -> str | None:
+        entry = self._subjects.get(token)
+        if entry is None:
+            return None
+        subject, valid_until, verified_in = entry
+        if time.time() >= valid_until or verified_in != generation:
+            del self._subjects[token]
+            return None
+        return subject
+
+    def remember(self, token: str, subject: str, *, expires_at: float, generation: int) -> None:
+        if self.max_age_seconds <= 0:
+            return
+        if len(self._subjects) >= self.max_entries:
+            del self._subjects[next(iter(self._subjects))]  # the oldest entry
+        valid_until = min(expires_at, time.time() + self.max_age_seconds)
+        self._subjects[token] = (subject, valid_until, generation)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
+        self.verified = VerifiedTokens(max_age_seconds=settings.jwt_cache_seconds)
         self.secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self.jwks = jwks
         self.explicit_algorithms = settings.allowed_algorithms
@@ -67,6 +101,10 @@ class TokenVerifier:
 
     async def subject(self, token: str) -> str:
         """The token's `sub`, or Unauthorized with a short reason that leaks nothing."""
+        generation = self.jwks.generation if self.jwks is not None else 0
+        cached = self.verified.subject(token, generation=generation)
+        if cached is not None:
+            return cached
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("token too long")
         try:
@@ -81,6 +119,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not is_valid_user_id(subject):
             raise Unauthorized("invalid subject")
+        self.verified.remember(token, subject, expires_at=claims["exp"], generation=generation)
         return subject
 
     def _allows(self, algorithm: str) -> bool:
@@ -149,8 +188,13 @@ PathUserId = Annotated[
 ]
 
 
-def current_user_id(request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]) -> str:
-    """The caller's id, once the token is valid, names the user in the path, and is in budget."""
+async def current_user_id(
+    request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]
+) -> str:
+    """The caller's id, once the token is valid, names the user in the path, and is in budget.
+
+    `async` though it awaits nothing: FastAPI runs a plain `def` dependency in a thread pool,
+    and the hop there and back costs more than the work."""
     request.state.user_id = subject  # for the request log, which hashes it
     if user_id != subject:
         raise Forbidden("the token does not belong to this user")

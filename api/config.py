@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(default=5, ge=0, le=300, validation_alias="JWT_LEEWAY")
     jwt_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Seconds a verified token is remembered (never past its `exp`); 0 verifies every request.
+    jwt_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     # The edge.
     max_body_bytes: int = Field(default=32 * 1024, ge=1024)
@@ -55,8 +57,10 @@ class Settings(BaseSettings):
     # cannot follow. auto: off for pooled URLs (a "-pooler" host as Neon's, or port 6432).
     database_prepared_statements: Literal["auto", "on", "off"] = "auto"
 
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    # A steady pool: connections opened for a burst and closed after it would each cost a
+    # handshake, several round trips on a serverless database.
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    db_max_overflow: int = Field(default=0, ge=0, le=100)
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
     # The whole budget for opening a connection, retries with backoff included (cold starts).
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)

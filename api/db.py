@@ -202,8 +202,10 @@ def _engine_for(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def get_transaction(request: Request, user_id: CurrentUserId) -> RequestTransaction:
-    """The caller's transaction: identity, timeouts and retry policy, ready to run."""
+async def get_transaction(request: Request, user_id: CurrentUserId) -> RequestTransaction:
+    """The caller's transaction: identity, timeouts and retry policy, ready to run.
+
+    `async` so that FastAPI calls it on the event loop, not through its thread pool."""
     settings: Settings = request.app.state.settings
     identity = {
         "user_id": user_id,

@@ -30,6 +30,7 @@ class JwksCache:
         self.min_refresh_seconds = min_refresh_seconds
         self.timeout_seconds = timeout_seconds
         self._keys: dict[str | None, jwt.PyJWK] = {}
+        self.generation = 0  # counts key sets fetched: whatever was verified before is re-verified
         self._last_attempt = float("-inf")
         self._last_attempt_failed = False
         self._lock = asyncio.Lock()
@@ -66,7 +67,10 @@ class JwksCache:
         self._last_attempt = time.monotonic()
         try:
             document = await self._fetch()
-            self._keys = _signing_keys(document)
+            keys = _signing_keys(document)
+            if keys.keys() != self._keys.keys():
+                self.generation += 1
+            self._keys = keys
             self._last_attempt_failed = False
         except (httpx.HTTPError, ValueError) as exc:
             self._last_attempt_failed = True

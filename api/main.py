@@ -14,7 +14,7 @@ from api import migrations
 from api.auth import TokenVerifier
 from api.config import Settings, get_settings
 from api.db import create_engine
-from api.errors import ServiceUnavailable, install_error_handlers
+from api.errors import PROBLEM_JSON, Problem, ServiceUnavailable, install_error_handlers
 from api.jwks import JwksCache
 from api.middleware import RequestLimits, SecurityHeaders
 from api.observability import RequestLog, configure_logging
@@ -106,7 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["health"],
         operation_id="readyz",
         summary="Readiness: the database answers",
-        responses={503: {"description": "The database is unreachable"}},
+        response_model=dict[str, str],
+        responses={
+            503: {
+                "description": "The database is unreachable",
+                "model": Problem,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            }
+        },
     )
     async def readyz(request: Request) -> JSONResponse:
         try:

@@ -64,7 +64,7 @@ class TaskOut(SQLModel):
 def create_app() -> FastAPI:
     secret = os.environ["BENCH_JWT_SECRET"]
     engine = create_async_engine(
-        os.environ["BENCH_DATABASE_URL"], pool_size=5, max_overflow=5, pool_timeout=3
+        os.environ["BENCH_DATABASE_URL"], pool_size=10, max_overflow=0, pool_timeout=3
     )  # the same pool sizes as the project's defaults
 
     async def get_session():

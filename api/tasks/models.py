@@ -1,17 +1,18 @@
 """The task model family: the table, what a client may send, and what it gets back."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     ConfigDict,
     GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
-    field_serializer,
 )
+from pydantic import Field as PydanticField
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from sqlalchemy import (
@@ -175,15 +176,27 @@ class TaskCompletion(_ClientInput):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"completed": True}]})
 
 
-class TaskRead(SQLModel):
+def _in_utc(value: datetime) -> datetime:
+    return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
+
+
+_NO_OFFSET = timedelta(0)
+# Serialised as RFC 3339 with a `Z`, whatever the database session's time zone.
+UtcTimestamp = Annotated[datetime, AfterValidator(_in_utc)]
+
+
+class TaskRead(BaseModel):
+    """A task as the API returns it. A plain pydantic model, not SQLModel: every row of every
+    response is validated through it, and pydantic's own validation is about three times faster."""
+
     id: int
     user_id: str
     title: str
     description: str | None
     completed: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int = Field(description='Bumped by every change; the `ETag` is this number quoted, e.g. `"3"`.')
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
+    version: int = PydanticField(description='Bumped by every change; the `ETag` is this number quoted, e.g. `"3"`.')
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -201,10 +214,6 @@ class TaskRead(SQLModel):
             ]
         }
     )
-
-    @field_serializer("created_at", "updated_at")
-    def _as_utc(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _PublishedEnum(StrEnum):
