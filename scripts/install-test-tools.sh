@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System tools the test suite drives for real: PgBouncer (transaction pooler tests), pgTAP
-# and pg_prove (the DBA's SQL tests in db/tests/).
+# and pg_prove (the DBA's SQL tests in db/tests/), and Chromium (tests/e2e: the demo page in a
+# real browser, driven by Playwright through /usr/bin/chromium; Playwright never downloads one).
 # Installed from Debian's packages when missing and we are root (as in CI); otherwise the
 # tests that need them say what is missing.
 set -euo pipefail
@@ -10,6 +11,7 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(
 command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
 # pgTAP is plain SQL: Debian's package for PostgreSQL 15 loads into the test server whatever its version.
 ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing+=(postgresql-15-pgtap)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,3 +29,11 @@ def offline_client() -> Iterator[TestClient]:
     # Not entered as a context manager: the lifespan (and its database check) never runs.
     yield TestClient(app, raise_server_exceptions=False)
     asyncio.run(app.state.engine.dispose())
+
+
+@pytest.fixture(scope="module")
+def spec(offline_client: TestClient) -> dict[str, Any]:
+    """The OpenAPI document, as a client fetches it."""
+    response = offline_client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()

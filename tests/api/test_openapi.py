@@ -1,40 +1,14 @@
 """The published OpenAPI document describes the contract the other tests check."""
 
-from typing import Any
-
 import pytest
 
-from tests.api.support import PROBLEM_JSON, ROUTES
+from tests.api.support import PROBLEM_JSON, ROUTES, api_operations, resolve
 
 OPERATIONS = {
     operation: (method.lower(), "/api/{user_id}/tasks" + suffix.replace("{id}", "{task_id}"))
     for method, suffix, operation, _ in ROUTES
 }
 ITEM_OPERATIONS = [operation for _, _, operation, item in ROUTES if item]
-
-
-@pytest.fixture(scope="module")
-def spec(offline_client) -> dict[str, Any]:
-    response = offline_client.get("/openapi.json")
-    assert response.status_code == 200
-    return response.json()
-
-
-def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if ref is None:
-        return schema
-    assert ref.startswith("#/components/schemas/"), ref
-    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
-
-
-def api_operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        operation["operationId"]: operation
-        for path, item in spec["paths"].items()
-        if path.startswith("/api/")
-        for operation in item.values()
-    }
 
 
 def test_the_document_is_served_without_a_token(offline_client):
