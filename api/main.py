@@ -16,7 +16,7 @@ from api.config import Settings, get_settings
 from api.db import create_engine
 from api.errors import PROBLEM_JSON, Problem, ServiceUnavailable, install_error_handlers
 from api.jwks import JwksCache
-from api.middleware import RequestLimits, SecurityHeaders
+from api.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
 from api.observability import RequestLog, configure_logging
 from api.preflight import check_database
 from api.ratelimit import RateLimiter
@@ -35,6 +35,7 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",
+    "RateLimit-Policy",
     "WWW-Authenticate",
 ]
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_format)
     # Added last runs first: the request log and id, headers on every answer, then limits
     # before anything is parsed.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     if settings.allowed_origins:

@@ -4,6 +4,7 @@ Pure ASGI middleware, so the body limit counts the bytes actually received (a ly
 absent `Content-Length` changes nothing) and rejects before the body is buffered.
 """
 
+import logging
 from http import HTTPStatus
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -11,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response
+
+logger = logging.getLogger("api.errors")
 
 JSON_MEDIA_TYPES = ("application/json",)
 METHODS_WITH_JSON_BODIES = {"POST", "PUT", "PATCH"}
@@ -115,3 +118,34 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class UnexpectedErrors:
+    """A bug's 500 as problem details, rendered inside the other middlewares.
+
+    Starlette answers an unhandled exception from its outermost layer, outside CORS, the
+    security headers and the request id, so a browser could not even read that it failed.
+    Installed innermost, this answers first, and every layer above still adds its headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if response_started:
+                raise  # too late for another answer; the server closes the connection
+            logger.error("unhandled error", exc_info=exc)
+            await problem_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")(scope, receive, send)

@@ -56,6 +56,7 @@ def test_the_sql_tests_pass_on_the_migrated_schema(pg_prove, admin):
 def test_the_sql_tests_leave_nothing_behind(pg_prove, admin):
     prove(pg_prove, admin, *SQL_TESTS)
     assert admin.execute("select count(*) from tasks").fetchone() == (0,)
+    assert admin.execute("select count(*) from idempotency_keys").fetchone() == (0,)
     assert admin.execute("select count(*) from pg_extension where extname = 'pgtap'").fetchone() == (0,)
 
 
@@ -71,3 +72,39 @@ def test_a_permissive_policy_fails_the_isolation_tests(pg_prove, admin):
     result = prove(pg_prove, admin, ISOLATION_TEST)
     assert result.returncode != 0
     assert "not ok 1 - alice sees only her rows" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "idempotency_keys_select_own",
+        "idempotency_keys_insert_own",
+        "idempotency_keys_update_own",
+        "idempotency_keys_delete_own",
+    ],
+)
+def test_each_idempotency_key_policy_is_needed_by_the_sql_tests(pg_prove, admin, policy):
+    admin.execute(f"drop policy {policy} on idempotency_keys")
+    result = prove(pg_prove, admin, ISOLATION_TEST)
+    assert result.returncode != 0, f"the isolation tests still pass without {policy}:\n{result.stdout}"
+    structure = prove(pg_prove, admin, str(PROJECT_ROOT / "db" / "tests" / "01_structure.sql"))
+    assert structure.returncode != 0
+    assert "not ok 10 - idempotency_keys has exactly the four owner policies" in structure.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        (
+            "alter policy idempotency_keys_select_own on idempotency_keys using (true)",
+            "alice sees only her idempotency",
+        ),
+        ("alter policy idempotency_keys_insert_own on idempotency_keys with check (true)", "record an idempotency key"),
+    ],
+    ids=["select", "insert"],
+)
+def test_a_permissive_idempotency_key_policy_fails_the_isolation_tests(pg_prove, admin, change, failing):
+    admin.execute(change)
+    result = prove(pg_prove, admin, ISOLATION_TEST)
+    assert result.returncode != 0
+    assert any(line.startswith("not ok") and failing in line for line in result.stdout.splitlines()), result.stdout

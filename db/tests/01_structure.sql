@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(9);
+select plan(25);
 
 select policies_are(
   'public', 'tasks',
@@ -27,6 +27,65 @@ select isnt(
   'app_user does not own tasks'
 );
 select is(app.current_user_id(), null, 'with no user set, the current user is null');
+
+-- idempotency_keys: the same protection as tasks, per command
+select policies_are(
+  'public', 'idempotency_keys',
+  array[
+    'idempotency_keys_select_own', 'idempotency_keys_insert_own',
+    'idempotency_keys_update_own', 'idempotency_keys_delete_own'
+  ],
+  'idempotency_keys has exactly the four owner policies'
+);
+select policy_roles_are(
+  'public', 'idempotency_keys', 'idempotency_keys_select_own', array['app_user'],
+  'idempotency_keys_select_own binds app_user only'
+);
+select policy_roles_are(
+  'public', 'idempotency_keys', 'idempotency_keys_insert_own', array['app_user'],
+  'idempotency_keys_insert_own binds app_user only'
+);
+select policy_roles_are(
+  'public', 'idempotency_keys', 'idempotency_keys_update_own', array['app_user'],
+  'idempotency_keys_update_own binds app_user only'
+);
+select policy_roles_are(
+  'public', 'idempotency_keys', 'idempotency_keys_delete_own', array['app_user'],
+  'idempotency_keys_delete_own binds app_user only'
+);
+select policy_cmd_is('public', 'idempotency_keys', 'idempotency_keys_select_own', 'select', 'idempotency_keys_select_own governs select');
+select policy_cmd_is('public', 'idempotency_keys', 'idempotency_keys_insert_own', 'insert', 'idempotency_keys_insert_own governs insert');
+select policy_cmd_is('public', 'idempotency_keys', 'idempotency_keys_update_own', 'update', 'idempotency_keys_update_own governs update');
+select policy_cmd_is('public', 'idempotency_keys', 'idempotency_keys_delete_own', 'delete', 'idempotency_keys_delete_own governs delete');
+select ok(
+  (select relrowsecurity from pg_class where oid = 'public.idempotency_keys'::regclass),
+  'row-level security is enabled on idempotency_keys'
+);
+select ok(
+  (select relforcerowsecurity from pg_class where oid = 'public.idempotency_keys'::regclass),
+  'row-level security is forced on idempotency_keys (binds the owner too)'
+);
+select isnt(
+  (select pg_get_userbyid(relowner) from pg_class where oid = 'public.idempotency_keys'::regclass)::text,
+  'app_user',
+  'app_user does not own idempotency_keys'
+);
+select table_privs_are(
+  'public', 'idempotency_keys', 'app_user', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  'app_user may only select, insert, update and delete idempotency_keys'
+);
+select ok(
+  not exists (
+    select from pg_class c, aclexplode(c.relacl) acl
+    where c.oid = 'public.idempotency_keys'::regclass and acl.grantee = 0
+  ),
+  'PUBLIC has no privileges on idempotency_keys'
+);
+select col_is_pk('public', 'idempotency_keys', array['user_id', 'key'], 'a key is unique per user, not globally');
+select col_default_is(
+  'public', 'idempotency_keys', 'user_id', 'app.current_user_id()',
+  'a key''s owner defaults to the caller'
+);
 
 select * from finish();
 rollback;

@@ -2,13 +2,18 @@
 -- so this runs as any role that may become app_user; everything is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(12);
+select plan(23);
 
 set local role app_user;
 select set_config('app.user_id', 'alice', true);
 insert into tasks (title) values ('alice 1'), ('alice 2');
 select set_config('app.user_id', 'bob', true);
 insert into tasks (title) values ('bob 1');
+insert into idempotency_keys (key, request_hash, expires_at)
+values ('bob-key', 'h', now() + interval '1 hour'), ('shared', 'h', now() + interval '1 hour');
+select set_config('app.user_id', 'alice', true);
+insert into idempotency_keys (key, request_hash, expires_at)
+values ('alice-key', 'h', now() + interval '1 hour'), ('shared', 'h', now() + interval '1 hour');
 
 -- Reading
 select set_config('app.user_id', 'alice', true);
@@ -47,6 +52,50 @@ update tasks set completed = true where title = 'alice 1';
 select is((select count(*)::int from tasks where completed), 1, 'alice can update her own row');
 delete from tasks where title = 'alice 2';
 select is((select count(*)::int from tasks), 1, 'alice can delete her own row');
+
+-- Idempotency keys: the same isolation, per user (both users hold a key named 'shared')
+select results_eq(
+  'select user_id, key from idempotency_keys order by key',
+  $$values ('alice', 'alice-key'), ('alice', 'shared')$$,
+  'alice sees only her idempotency keys, with no where clause'
+);
+select is(
+  (select count(*)::int from idempotency_keys where user_id = 'bob'), 0,
+  'alice cannot find bob''s idempotency keys by asking'
+);
+select throws_ok(
+  $$insert into idempotency_keys (user_id, key, request_hash, expires_at) values ('bob', 'planted', 'h', now())$$,
+  '42501', null, 'alice cannot record an idempotency key for bob'
+);
+select throws_ok(
+  $$update idempotency_keys set user_id = 'bob', key = 'moved' where key = 'alice-key'$$,
+  '42501', null, 'alice cannot move her idempotency key to bob'
+);
+select lives_ok(
+  $$update idempotency_keys set response_status = 201, response_body = '{"id": 1}' where user_id = 'bob'$$,
+  'alice may try to overwrite bob''s stored answers'
+);
+select lives_ok($$delete from idempotency_keys where user_id = 'bob'$$, 'alice may try to delete bob''s keys');
+select set_config('app.user_id', 'bob', true);
+select results_eq(
+  'select key, response_status, response_body from idempotency_keys order by key',
+  $$values ('bob-key', null::smallint, null::jsonb), ('shared', null, null)$$,
+  'bob''s keys survived alice''s update and delete, unchanged'
+);
+select set_config('app.user_id', '', true);
+select is((select count(*)::int from idempotency_keys), 0, 'an empty user id sees no idempotency key');
+select throws_ok(
+  $$insert into idempotency_keys (key, request_hash, expires_at) values ('orphan', 'h', now())$$,
+  null, null, 'an empty user id cannot record an idempotency key'
+);
+select set_config('app.user_id', 'alice', true);
+update idempotency_keys set response_status = 201 where key = 'shared';
+select is(
+  (select count(*)::int from idempotency_keys where response_status = 201), 1,
+  'alice can store the answer on her own key'
+);
+delete from idempotency_keys where key = 'alice-key';
+select is((select count(*)::int from idempotency_keys), 1, 'alice can delete her own key');
 
 select * from finish();
 rollback;
