@@ -138,3 +138,26 @@ def test_a_failing_statement_costs_one_round_trip_more_for_the_rollback(proxied,
     assert (response.status_code, trips) == (422, 2)
     trips, response = round_trips(proxy, lambda: client.get("/api/alice/tasks", headers=alice))
     assert (response.status_code, trips) == (200, 1), "the connection is clean for the next request"
+
+
+def test_conditional_and_idempotent_requests_cost_one_round_trip_too(proxied):
+    """If-Match tells 404 from 412 in the same statement; an Idempotency-Key's claim, creation
+    and stored answer travel in the same flight as the rest of the transaction."""
+    client, proxy = proxied
+    alice = bearer("alice")
+    client.get("/api/alice/tasks", headers=alice)
+    keyed = {**alice, "Idempotency-Key": "one-flight"}
+    create = lambda: client.post("/api/alice/tasks", json={"title": "t"}, headers=keyed)  # noqa: E731
+    trips, created = round_trips(proxy, create)
+    assert (created.status_code, trips) == (201, 1)
+    trips, replayed = round_trips(proxy, create)
+    assert (replayed.status_code, replayed.headers.get("idempotent-replayed"), trips) == (201, "true", 1)
+    url = f"/api/alice/tasks/{created.json()['id']}"
+    for name, call, status in [
+        ("current", lambda: client.put(url, json={"title": "u"}, headers={**alice, "If-Match": '"1"'}), 200),
+        ("stale", lambda: client.put(url, json={"title": "v"}, headers={**alice, "If-Match": '"1"'}), 412),
+        ("not modified", lambda: client.get(url, headers={**alice, "If-None-Match": '"2"'}), 304),
+        ("stale delete", lambda: client.delete(url, headers={**alice, "If-Match": '"1"'}), 412),
+    ]:
+        trips, response = round_trips(proxy, call)
+        assert (name, response.status_code, trips) == (name, status, 1)
