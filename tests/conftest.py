@@ -8,13 +8,16 @@ migrations once into a template database, and `postgresql` gives each test a fre
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
+from uuid import uuid4
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pytest_postgresql import factories
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from api import migrations
 from api.auth import mint_token
@@ -56,6 +59,26 @@ def url_for(*, host: str, port: int | str, user: str, dbname: str, password: str
 
 def _migrate(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
     migrations.upgrade(url_for(host=host, port=port, user=user, dbname=dbname, password=password))
+
+
+@contextmanager
+def cloned_database(pg_template, prefix: str) -> Iterator[dict[str, str]]:
+    """A clone of the migrated template that lives as long as the block: {"admin_url", "app_url"}."""
+    dbname = f"{prefix}_{uuid4().hex[:12]}"
+    janitor = DatabaseJanitor(
+        user=pg_template.user,
+        host=pg_template.host,
+        port=pg_template.port,
+        dbname=dbname,
+        template_dbname=pg_template.template_dbname,
+        password=pg_template.password,
+    )
+    with janitor:
+        where = {"host": pg_template.host, "port": pg_template.port, "dbname": dbname}
+        yield {
+            "app_url": url_for(user=LOGIN_ROLE, **where),
+            "admin_url": url_for(user=pg_template.user, password=pg_template.password, **where),
+        }
 
 
 pg_template = factories.postgresql_noproc(dbname="taskapi", load=[_migrate])

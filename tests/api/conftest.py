@@ -4,11 +4,13 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.db import create_engine
 from api.main import create_app
+from tests.api.live import LiveServer, live_server, warm_up
 from tests.conftest import make_settings
 
 UNREACHABLE_DATABASE = "postgresql://nobody@/nowhere?host=/nonexistent-socket-dir&connect_timeout=1"
@@ -37,3 +39,17 @@ def spec(offline_client: TestClient) -> dict[str, Any]:
     response = offline_client.get("/openapi.json")
     assert response.status_code == 200
     return response.json()
+
+
+@pytest.fixture(scope="module")
+def server(pg_template, login_role, tmp_path_factory) -> Iterator[LiveServer]:
+    """One real server per module, for races; each race works on tasks of its own."""
+    with live_server(pg_template, login_role, tmp_path_factory.mktemp("serve"), DB_POOL_SIZE="20") as running:
+        warm_up(running, "warm-up", 20)
+        yield running
+
+
+@pytest.fixture
+def server_admin(server: LiveServer) -> Iterator[psycopg.Connection]:
+    with server.admin() as conn:
+        yield conn

@@ -9,7 +9,6 @@ import http.client
 import json
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,9 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-from pytest_postgresql.janitor import DatabaseJanitor
 
-from tests.conftest import JWT_SECRET, bearer, url_for
+from tests.conftest import JWT_SECRET, bearer, cloned_database
 from tests.servers import serving
 
 
@@ -42,19 +40,8 @@ class LiveServer:
 @contextmanager
 def live_server(pg_template, login_role: str, cwd: Path, **env: str) -> Iterator[LiveServer]:
     """A fresh clone of the template database and `taskapi serve` on it (extra env: `env`)."""
-    dbname = f"taskapi_live_{uuid.uuid4().hex[:12]}"
-    janitor = DatabaseJanitor(
-        user=pg_template.user,
-        host=pg_template.host,
-        port=pg_template.port,
-        dbname=dbname,
-        template_dbname=pg_template.template_dbname,
-        password=pg_template.password,
-    )
-    with janitor:
-        location = {"host": pg_template.host, "port": pg_template.port, "dbname": dbname}
-        admin_url = url_for(user=pg_template.user, **location)
-        app_url = url_for(user=login_role, **location)
+    with cloned_database(pg_template, "taskapi_live") as urls:
+        admin_url, app_url = urls["admin_url"], urls["app_url"]
         settings = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET, "RATE_LIMIT_PER_MINUTE": "0", **env}
         with serving(settings, cwd) as (base, _):
             yield LiveServer(base=base, admin_url=admin_url, app_url=app_url)

@@ -7,13 +7,11 @@ The races are run against a real `taskapi serve` process, through real sockets.
 """
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.api.live import Call, LiveServer, at_once, live_server, warm_up
+from tests.api.live import Call, at_once
 from tests.api.support import (
     ALICE,
     BOB,
@@ -394,20 +392,6 @@ class TestIfNoneMatch:
 
 
 # --- races, against a real server process --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(pg_template, login_role, tmp_path_factory) -> Iterator[LiveServer]:
-    """One real server for the races below; each race works on tasks of its own."""
-    with live_server(pg_template, login_role, tmp_path_factory.mktemp("serve"), DB_POOL_SIZE="20") as running:
-        warm_up(running, "warm-up", 20)
-        yield running
-
-
-@pytest.fixture
-def server_admin(server: LiveServer) -> Iterator[psycopg.Connection]:
-    with server.admin() as conn:
-        yield conn
 
 
 def put_title(url: str, title: str, *, if_match: str) -> Call:

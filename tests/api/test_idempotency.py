@@ -25,7 +25,7 @@ from api.config import Settings
 from api.main import create_app
 from api.tasks.models import TaskCreate
 from api.tasks.service import IdempotentCreate
-from tests.api.live import Call, LiveServer, at_once, live_server, warm_up
+from tests.api.live import Call, at_once
 from tests.api.support import (
     ALICE,
     BOB,
@@ -506,19 +506,6 @@ class TestIsolationInSql:
 
 
 # --- races, against a real server process -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(pg_template, login_role, tmp_path_factory) -> Iterator[LiveServer]:
-    with live_server(pg_template, login_role, tmp_path_factory.mktemp("serve"), DB_POOL_SIZE="20") as running:
-        warm_up(running, "warm-up", 20)
-        yield running
-
-
-@pytest.fixture
-def server_admin(server: LiveServer) -> Iterator[psycopg.Connection]:
-    with server.admin() as conn:
-        yield conn
 
 
 def keyed_post(user: str, key: str, body: dict[str, Any]) -> Call:

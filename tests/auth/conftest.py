@@ -1,14 +1,12 @@
 """Fixtures for the identity-provider tests: keys and JWKS servers on loopback."""
 
 from collections.abc import Iterator
-from uuid import uuid4
 
 import psycopg
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.auth.support import JwksServer, SigningKey, ed25519_key, p256_key
-from tests.conftest import url_for
+from tests.conftest import cloned_database
 
 
 @pytest.fixture(scope="session")
@@ -61,21 +59,8 @@ def module_database(pg_template, login_role: str) -> Iterator[dict[str, str]]:
     For modules of many short requests that must write nothing: cloning a database per test
     would dominate their run time. Tests empty `tasks` themselves (see `module_admin`).
     """
-    dbname = f"taskapi_auth_{uuid4().hex[:12]}"
-    janitor = DatabaseJanitor(
-        user=pg_template.user,
-        host=pg_template.host,
-        port=pg_template.port,
-        dbname=dbname,
-        template_dbname=pg_template.template_dbname,
-        password=pg_template.password,
-    )
-    with janitor:
-        where = {"host": pg_template.host, "port": pg_template.port, "dbname": dbname}
-        yield {
-            "app_url": url_for(user=login_role, **where),
-            "admin_url": url_for(user=pg_template.user, password=pg_template.password, **where),
-        }
+    with cloned_database(pg_template, "taskapi_auth") as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
