@@ -175,8 +175,8 @@ execution time of {RUNS} `EXPLAIN (ANALYZE, TIMING OFF)` runs.
 | page 1, the same query with RLS bypassed | {report["without_rls_ms"]} |
 
 RLS overhead in execution time on page 1: {report["rls_overhead_percent"]}%, that is
-{round((report["page_1_ms"] - report["without_rls_ms"]) * 1000)} µs: evaluating the policy's InitPlan once and passing the
-page through the Result node that checks it.
+{round((report["page_1_ms"] - report["without_rls_ms"]) * 1000)} µs: evaluating the policy's InitPlan once and
+passing the page through the Result node that checks it.
 
 Run as the API runs it (parse, plan, execute and fetch page 1 over a unix socket; median of
 {RUNS}): **{report["statement_ms"]} ms under RLS vs {report["statement_without_rls_ms"]} ms with
