@@ -102,17 +102,28 @@ pidfile = {tmp_path}/pgbouncer.pid
 
 
 def workload(base: str, user: str) -> list[str]:
-    """One user's session: create, list, read, complete; returns every problem seen."""
+    """One user's session: create (and retry), edit with If-Match, list, read, complete;
+    returns every problem seen. Keyed creates and conditional edits send several statements
+    per transaction: they too must work through the pooler."""
     problems = []
     # Each user's own order of queries, so that connections prepare them in different orders.
     shuffle = random.Random(user).shuffle
     with httpx.Client(base_url=base, headers=bearer(user), timeout=30) as client:
         for round_number in range(ROUNDS):
-            created = client.post(f"/api/{user}/tasks", json={"title": f"{user} task {round_number}"})
+            body, key = {"title": f"{user} task {round_number}"}, {"Idempotency-Key": f"{user}-{round_number}"}
+            created = client.post(f"/api/{user}/tasks", json=body, headers=key)
             if created.status_code != 201:
                 problems.append(f"create {created.status_code} {created.text}")
                 continue
             task_id = created.json()["id"]
+            retried = client.post(f"/api/{user}/tasks", json=body, headers=key)
+            if (retried.status_code, retried.json().get("id")) != (201, task_id):
+                problems.append(f"retried create {retried.status_code} {retried.text}")
+            first_match = {"If-Match": created.headers["etag"]}
+            edited = client.put(f"/api/{user}/tasks/{task_id}", json=body, headers=first_match)
+            stale = client.put(f"/api/{user}/tasks/{task_id}", json=body, headers=first_match)
+            if (edited.status_code, stale.status_code) != (200, 412):
+                problems.append(f"If-Match edits {edited.status_code} then {stale.status_code}")
             calls = [
                 lambda: client.get(f"/api/{user}/tasks", params={"limit": 100}),
                 lambda: client.get(f"/api/{user}/tasks/{task_id}"),  # noqa: B023 (called right away)
