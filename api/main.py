@@ -79,8 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60) if settings.rate_limit_per_minute else None
     )
     configure_logging(settings.log_format)
-    # Added last runs first: the request log and id, headers on every answer, then limits
-    # before anything is parsed.
+    # Added last runs first: the request log and id, CORS, headers on every answer, limits
+    # before anything is parsed, and innermost the answer to a bug, so it passes all of them.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
