@@ -5,6 +5,7 @@ Tokens are verified with a shared HS256 secret, with an identity provider's publ
 token is decided by our configuration and the key's type, never by the token itself.
 """
 
+import math
 import time
 from typing import Annotated, Any
 
@@ -138,7 +139,10 @@ class TokenVerifier:
             try:
                 key = await self.jwks.key_for(kid)
             except KeysUnavailable:
-                raise ServiceUnavailable("the identity provider's keys are unavailable") from None
+                # Retrying before the next refetch is allowed would only meet this answer again.
+                wait = max(1, math.ceil(self.jwks.seconds_until_refetch()))
+                detail = "the identity provider's keys are unavailable"
+                raise ServiceUnavailable(detail, retry_after_seconds=wait) from None
             if key is None:
                 raise Unauthorized("unknown signing key")
             if key.algorithm_name != algorithm:  # the key's type decides, not the token

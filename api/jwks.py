@@ -58,6 +58,10 @@ class JwksCache:
             raise KeysUnavailable(self.url)
         return key
 
+    def seconds_until_refetch(self) -> float:
+        """How long until an unknown `kid` may fetch the JWKS again."""
+        return max(0.0, self._last_attempt + self.min_refresh_seconds - time.monotonic())
+
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
