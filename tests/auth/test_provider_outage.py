@@ -130,3 +130,15 @@ def test_a_jwks_answer_redirecting_elsewhere_is_not_followed(app_url, admin, pro
     assert_unavailable(response, token)
     assert attacker.requests == []
     assert task_rows(admin) == []
+
+
+def test_retry_after_names_the_time_until_the_keys_may_be_fetched_again(app_url, admin, provider, ed_key):
+    token = sign(ed_key, better_auth_claims(ALICE))
+    provider.stop()
+
+    with running(settings_for(app_url, provider.url, min_refresh=30)) as client:
+        response = create(client, ALICE, token)  # the fetch at start-up failed; the next is 30 s away
+
+    assert_unavailable(response, token)
+    assert 25 <= int(response.headers["retry-after"]) <= 30
+    assert task_rows(admin) == []
