@@ -126,6 +126,21 @@ class Problem(BaseModel):
     )
 
 
+def documented_header(description: str, schema_type: str = "string") -> dict[str, Any]:
+    """A response header as the OpenAPI document describes it."""
+    return {"description": description, "schema": {"type": schema_type}}
+
+
+RETRY_AFTER_HEADER = {"Retry-After": documented_header("Seconds to wait before retrying", "integer")}
+
+
+def documented_problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An error response for the OpenAPI document: problem details, with these headers."""
+    schema = {"$ref": "#/components/schemas/Problem"}  # `model` below registers it
+    documented = {"description": description, "model": Problem, "content": {PROBLEM_JSON: {"schema": schema}}}
+    return {**documented, "headers": headers} if headers else documented
+
+
 def problem_response(
     status: int,
     detail: str,

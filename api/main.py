@@ -14,7 +14,7 @@ from api import migrations
 from api.auth import TokenVerifier
 from api.config import Settings, get_settings
 from api.db import create_engine
-from api.errors import PROBLEM_JSON, Problem, ServiceUnavailable, install_error_handlers
+from api.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_problem, install_error_handlers
 from api.jwks import JwksCache
 from api.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
 from api.observability import RequestLog, configure_logging
@@ -109,14 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operation_id="readyz",
         summary="Readiness: the database answers",
         response_model=dict[str, str],
-        responses={
-            503: {
-                "description": "The database is unreachable",
-                "model": Problem,
-                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
-            }
-        },
+        responses={503: documented_problem("The database is unreachable", RETRY_AFTER_HEADER)},
     )
     async def readyz(request: Request) -> JSONResponse:
         try:

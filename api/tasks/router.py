@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, sta
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.db import Transaction
-from api.errors import PROBLEM_JSON, Problem
+from api.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
 from api.tasks import service
 from api.tasks.etags import EntityTags, etag
 from api.tasks.models import (
@@ -22,36 +22,28 @@ from api.tasks.models import (
 )
 from api.tasks.pagination import Cursor
 
-
-def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
-    return {"description": description, "schema": {"type": schema_type}}
-
-
-def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    schema = {"$ref": "#/components/schemas/Problem"}  # `model` below registers it
-    documented = {"description": description, "model": Problem, "content": {PROBLEM_JSON: {"schema": schema}}}
-    return {**documented, "headers": headers} if headers else documented
-
-
-RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying", "integer")}
-
-
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _problem("Malformed JSON body"),
-    401: _problem(
+    400: documented_problem("Malformed JSON body"),
+    401: documented_problem(
         "Missing, malformed, expired or badly signed token",
-        {"WWW-Authenticate": _header('`Bearer realm="taskapi"`, with `error` and `error_description` for a bad token')},
+        {
+            "WWW-Authenticate": documented_header(
+                '`Bearer realm="taskapi"`, with `error` and `error_description` for a bad token'
+            )
+        },
     ),
-    403: _problem("The token belongs to another user than the one in the path"),
-    413: _problem("The request body is larger than the server accepts"),
-    422: _problem("Invalid fields; `errors` names each one"),
-    429: _problem("Too many requests from this user; retry after `Retry-After` seconds", RETRY_AFTER),
-    503: _problem("The database is unavailable; retry after `Retry-After` seconds", RETRY_AFTER),
+    403: documented_problem("The token belongs to another user than the one in the path"),
+    413: documented_problem("The request body is larger than the server accepts"),
+    422: documented_problem("Invalid fields; `errors` names each one"),
+    429: documented_problem("Too many requests from this user; retry after `Retry-After` seconds", RETRY_AFTER_HEADER),
+    503: documented_problem("The database is unavailable; retry after `Retry-After` seconds", RETRY_AFTER_HEADER),
 }
-NOT_FOUND = {404: _problem("No such task, or it belongs to someone else")}
-JSON_BODY = {415: _problem("A body was sent that is not `application/json`")}
-BAD_PRECONDITION = {412: _problem("`If-Match` names a version that is no longer current; GET the task and retry")}
-ETAG_HEADER = {"ETag": _header('The task\'s version, quoted (`"3"`): send it back in `If-Match`')}
+NOT_FOUND = {404: documented_problem("No such task, or it belongs to someone else")}
+JSON_BODY = {415: documented_problem("A body was sent that is not `application/json`")}
+BAD_PRECONDITION = {
+    412: documented_problem("`If-Match` names a version that is no longer current; GET the task and retry")
+}
+ETAG_HEADER = {"ETag": documented_header('The task\'s version, quoted (`"3"`): send it back in `If-Match`')}
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
@@ -143,7 +135,7 @@ def _task_location(task: TaskRead) -> str:
     responses={
         200: {
             "description": 'A page of tasks; `Link: <...>; rel="next"` when more exist.',
-            "headers": {"Link": _header("RFC 8288 link to the next page")},
+            "headers": {"Link": documented_header("RFC 8288 link to the next page")},
         }
     },
 )
@@ -170,12 +162,12 @@ async def list_tasks(
         201: {
             "description": "Created; or, for a repeated `Idempotency-Key`, the first answer replayed.",
             "headers": {
-                "Location": _header("The new task's URL"),
+                "Location": documented_header("The new task's URL"),
                 **ETAG_HEADER,
-                "Idempotent-Replayed": _header("`true` when this answer is a replay"),
+                "Idempotent-Replayed": documented_header("`true` when this answer is a replay"),
             },
         },
-        409: _problem("A request with this `Idempotency-Key` is still in progress; retry shortly"),
+        409: documented_problem("A request with this `Idempotency-Key` is still in progress; retry shortly"),
         **JSON_BODY,
     },
 )
