@@ -50,8 +50,7 @@ async def check_database(engine: AsyncEngine, *, expected_revision: str | None) 
     missing = [row["table_name"] for row in facts if row["rls_enabled"] is None]
     if missing:
         raise PreflightError(f"table(s) {', '.join(missing)} missing; run `taskapi migrate`")
-    problems = [problem for row in facts for problem in _isolation_problems(row)]
-    problems = list(dict.fromkeys(problems))  # role problems are the same for every table
+    problems = _role_problems(facts[0]) + [problem for row in facts for problem in _table_problems(row)]
     if problems:
         raise PreflightError("row-level security would not hold: " + "; ".join(problems))
 
@@ -65,13 +64,19 @@ async def _schema_version(driver: psycopg.AsyncConnection) -> str | None:
     return row[0] if row else None
 
 
-def _isolation_problems(facts) -> list[str]:
+def _role_problems(facts) -> list[str]:
+    """What is wrong with the effective role itself (the same on every row of facts)."""
     problems = []
-    table = facts["table_name"]
     if facts["superuser"]:
         problems.append(f"{APP_ROLE} is a superuser (ALTER ROLE {APP_ROLE} NOSUPERUSER)")
     if facts["bypassrls"]:
         problems.append(f"{APP_ROLE} has BYPASSRLS (ALTER ROLE {APP_ROLE} NOBYPASSRLS)")
+    return problems
+
+
+def _table_problems(facts) -> list[str]:
+    problems = []
+    table = facts["table_name"]
     if facts["owns_table"]:
         problems.append(f"{APP_ROLE} owns {table} (ALTER TABLE {table} OWNER TO <owner role>)")
     if not facts["rls_enabled"]:
