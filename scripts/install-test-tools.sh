@@ -3,8 +3,15 @@
 # and pg_prove (the DBA's SQL tests in db/tests/), and Chromium (tests/e2e: the demo page in a
 # real browser, driven by Playwright through /usr/bin/chromium; Playwright never downloads one).
 # Installed from Debian's packages when missing and we are root (as in CI); otherwise the
-# tests that need them say what is missing.
+# tests that need them say what is missing. Also the npm packages of the Better Auth identity
+# provider the tests start (tests/identity_provider), from its lock file, when Node.js is here.
 set -euo pipefail
+
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    && [ ! -d tests/identity_provider/node_modules/better-auth ]; then
+    echo "installing tests/identity_provider's npm packages with npm ci"
+    (cd tests/identity_provider && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
