@@ -51,12 +51,10 @@ class Report:
     tables: list[Table]
     roles: list[dict]
     app_user_members: list[str]
+    # Every login role that can act as app_user (and so as any user), superusers included.
+    app_user_login_members: list[str]
     app_user_grants: list[str]
     findings: list[Finding]
-
-    def worst(self) -> str | None:
-        ranks = [SEVERITIES.index(finding.severity) for finding in self.findings]
-        return SEVERITIES[max(ranks)] if ranks else None
 
     def fails(self, threshold: str) -> bool:
         return any(SEVERITIES.index(f.severity) >= SEVERITIES.index(threshold) for f in self.findings)
@@ -117,6 +115,37 @@ select format('function %%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_ide
  where n.nspname = any(%(schemas)s) and n.nspname <> 'public' and has_function_privilege('public', p.oid, 'EXECUTE')
  order by 1
 """
+# Every login role that can act as app_user, directly or through other roles. Each can set
+# app.user_id to anyone: only the API's own login role should be here. Superusers are members
+# of every role and are listed apart.
+_LOGIN_MEMBERS = """
+select r.rolname as name, r.rolsuper as superuser,
+       exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                where c.relowner = r.oid and n.nspname = any(%(schemas)s) and c.relkind in ('r', 'p')) as owner
+  from pg_roles r
+ where r.rolcanlogin and r.rolname <> %(app_role)s and pg_has_role(r.oid, %(app_role)s, 'MEMBER')
+ order by 1
+"""
+# Functions in the audited schemas (not an extension's) and whether what their bodies name is
+# fixed: by a pinned search_path, or by a SQL-standard body (begin atomic), parsed at creation.
+_FUNCTIONS = """
+select format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as name,
+       p.prosqlbody is not null
+       or exists (select from unnest(coalesce(p.proconfig, '{}')) setting
+                   where setting like 'search\\_path=%%') as pins_search_path
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = any(%(schemas)s)
+   and not exists (select from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                   and d.deptype = 'e')
+ order by 1
+"""
+# Statistics views that count every user's rows and changes (PUBLIC may read them by default).
+STATISTICS_VIEWS = ("pg_stat_user_tables", "pg_stat_all_tables", "pg_stat_xact_user_tables", "pg_statio_user_tables")
+_READABLE_STATISTICS = """
+select v as view from unnest(%(views)s::text[]) v
+ where has_table_privilege(%(app_role)s, 'pg_catalog.' || v, 'SELECT')
+ order by 1
+"""
 _APP_ROLE_FACTS = """
 select rolsuper, rolbypassrls, rolcanlogin,
        array(select format('%%I.%%I', n.nspname, c.relname) from pg_class c
@@ -144,11 +173,17 @@ def run_audit(database_url: str, *, schemas: list[str]) -> Report:
         grants = [next(iter(row.values())) for row in conn.execute(_APP_GRANTS, params).fetchall()]
         public_grants = conn.execute(_PUBLIC_GRANTS, params).fetchall()
         app_role = conn.execute(_APP_ROLE_FACTS, params).fetchone()
+        login_members = conn.execute(_LOGIN_MEMBERS, params).fetchall() if app_role else []
+        functions = conn.execute(_FUNCTIONS, params).fetchall()
+        statistics = conn.execute(_READABLE_STATISTICS, {**params, "views": list(STATISTICS_VIEWS)}).fetchall()
         findings = _table_findings(tables) + _role_findings(app_role) + _public_grant_findings(public_grants)
         findings += _fail_closed_findings(conn, tables, app_role is not None)
+        findings += _impersonation_findings(login_members) + _search_path_findings(functions)
+        findings += _statistics_findings([row["view"] for row in statistics])
         database = conn.info.dbname
     findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), f.subject))
-    return Report(database, tables, roles, members, grants, findings)
+    logins = [row["name"] for row in login_members]
+    return Report(database, tables, roles, members, logins, grants, findings)
 
 
 def _table_findings(tables: list[Table]) -> list[Finding]:
@@ -237,6 +272,55 @@ def _role_findings(app_role: dict | None) -> list[Finding]:
     return findings
 
 
+def _impersonation_findings(login_members: list[dict]) -> list[Finding]:
+    """More than one ordinary login role that can act as app_user: each can read anyone's tasks.
+
+    Superusers and the tables' owners are left out: they can read every row anyway.
+    """
+    ordinary = [row["name"] for row in login_members if not row["superuser"] and not row["owner"]]
+    if len(ordinary) <= 1:
+        return []
+    revokes = " ".join(f"revoke {APP_ROLE} from {name};" for name in ordinary[1:])
+    return [
+        Finding(
+            "high",
+            APP_ROLE,
+            f"{len(ordinary)} login roles can act as {APP_ROLE} and set app.user_id to anyone: "
+            f"{', '.join(ordinary)}; only the API's login role should",
+            f"keep the API's login role and revoke the others, e.g. {revokes}",
+        )
+    ]
+
+
+def _search_path_findings(functions: list[dict]) -> list[Finding]:
+    return [
+        Finding(
+            "medium",
+            f"function {row['name']}",
+            "its search_path is not pinned (nor is its body SQL-standard): names in it may resolve to a "
+            "caller's own schema",
+            f"alter function {row['name']} set search_path = '';",
+        )
+        for row in functions
+        if not row["pins_search_path"]
+    ]
+
+
+def _statistics_findings(readable_views: list[str]) -> list[Finding]:
+    if not readable_views:
+        return []
+    views = ", ".join(f"pg_catalog.{view}" for view in readable_views)
+    return [
+        Finding(
+            "low",
+            APP_ROLE,
+            f"can read {', '.join(readable_views)}: every user's task counts and changes, in aggregate "
+            "(only a superuser can revoke this; pg_class.reltuples and EXPLAIN show table sizes regardless)",
+            f"revoke select on {views} from public; grant select on {views} to pg_monitor;",
+        )
+    ]
+
+
 def _public_grant_findings(grants: list[dict]) -> list[Finding]:
     return [
         Finding(
@@ -295,6 +379,10 @@ def render_text(report: Report) -> str:
         owns = f"; owns {', '.join(role['owns'])}" if role["owns"] else ""
         lines.append(f"  {role['name']}: {', '.join(powers) or 'no special attributes'}{owns}")
     lines.append(f"members of {APP_ROLE}: {', '.join(report.app_user_members) or 'none'}")
+    lines.append(
+        f"login roles that can act as {APP_ROLE} (and so as any user): "
+        f"{', '.join(report.app_user_login_members) or 'none'}"
+    )
     lines.append(f"{APP_ROLE} is granted: {'; '.join(report.app_user_grants) or 'nothing'}")
     lines += ["", f"findings: {len(report.findings) or 'none'}"]
     for finding in report.findings:

@@ -14,7 +14,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS, Settings
-from api.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
+from api.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 from api.jwks import JwksCache, KeysUnavailable
 from api.ratelimit import RateLimiter
 
@@ -38,14 +38,25 @@ _REASONS: list[tuple[type[Exception], str]] = [
 ]
 
 
-class TooManyRequests(AppError):
-    status = 429
+class BadSignature(Unauthorized):
+    """The signature does not verify with the key the token names."""
 
 
-def mint_token(secret: str, user_id: str, *, ttl_seconds: int = 3600) -> str:
-    """A signed HS256 token for local use and tests."""
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _is_numeric_date(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def mint_token(
+    secret: str, user_id: str, *, ttl_seconds: int = 3600, issuer: str | None = None, audience: str | None = None
+) -> str:
+    """A signed HS256 token for local use and tests; with the `iss` and `aud` the server requires."""
     now = int(time.time())
-    claims = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    claims |= {"iss": issuer} if issuer else {}
+    claims |= {"aud": audience} if audience else {}
     return jwt.encode(claims, secret, algorithm=DEFAULT_HMAC_ALGORITHM)
 
 
@@ -103,9 +114,12 @@ class TokenVerifier:
     async def subject(self, token: str) -> str:
         """The token's `sub`, or Unauthorized with a short reason that leaks nothing."""
         generation = self.jwks.generation if self.jwks is not None else 0
-        cached = self.verified.subject(token, generation=generation)
-        if cached is not None:
-            return cached
+        # Once the key set is due for a refetch, tokens are verified afresh (which refetches it),
+        # so a withdrawn key stops working on schedule even for tokens verified before.
+        if self.jwks is None or not self.jwks.expired:
+            cached = self.verified.subject(token, generation=generation)
+            if cached is not None:
+                return cached
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("token too long")
         try:
@@ -115,8 +129,16 @@ class TokenVerifier:
         if "crit" in header:
             raise Unauthorized("unsupported critical header")  # we implement no extensions
         algorithm = header.get("alg")
-        key = await self._key_for(algorithm, header.get("kid"))
-        claims = self._decode(token, key, algorithm)
+        kid = header.get("kid")
+        key = await self._key_for(algorithm, kid)
+        try:
+            claims = self._decode(token, key, algorithm)
+        except BadSignature:
+            # Perhaps the provider replaced the key under the same kid: one rate-limited refetch.
+            replacement = await self.jwks.replacement_for(kid) if isinstance(key, jwt.PyJWK) and self.jwks else None
+            if replacement is None or replacement.algorithm_name != algorithm:
+                raise
+            claims = self._decode(token, replacement, algorithm)
         subject = claims.get("sub")
         if not is_valid_user_id(subject):
             raise Unauthorized("invalid subject")
@@ -152,7 +174,7 @@ class TokenVerifier:
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
@@ -161,11 +183,19 @@ class TokenVerifier:
                 leeway=self.leeway_seconds,
                 options={"require": self.required_claims, "verify_aud": self.audience is not None},
             )
+        except jwt.InvalidSignatureError:
+            raise BadSignature("bad signature") from None
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthorized(f"missing claim {exc.claim}") from None
         except jwt.PyJWTError as exc:
             reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), "invalid token")
             raise Unauthorized(reason) from None
+        # PyJWT compares int(claim) with the clock, so "exp": "1999999999" passes its checks;
+        # RFC 7519 says NumericDate, a JSON number.
+        for name in NUMERIC_DATE_CLAIMS:
+            if name in claims and not _is_numeric_date(claims[name]):
+                raise Unauthorized(f"invalid {name} claim")
+        return claims
 
 
 async def token_subject(

@@ -23,12 +23,15 @@ def _database_url(settings: Settings) -> str:
     return settings.database_url or embedded_database_url(settings.data_dir)
 
 
-def _jwt_secret(settings: Settings) -> str:
+def _jwt_secret(settings: Settings) -> str | None:
+    """The HS256 secret: configured, generated for the embedded database, or none with a JWKS."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value()
     if settings.embedded:
         return embedded_jwt_secret(settings.data_dir)
-    raise SystemExit("JWT_SECRET is not set; it must be at least 32 bytes")
+    if settings.jwt_jwks_url is not None:
+        return None  # an identity provider's keys alone: HS256 tokens are refused
+    raise SystemExit("set JWT_SECRET (at least 32 bytes), JWT_JWKS_URL, or both")
 
 
 def migrate(_: argparse.Namespace) -> None:
@@ -58,14 +61,15 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"refusing to start: {exc}") from None
     # The app reads its settings from the environment, in this process and in any worker.
     os.environ["DATABASE_URL"] = url
-    os.environ["JWT_SECRET"] = secret
+    if secret is not None:
+        os.environ["JWT_SECRET"] = secret
     if settings.embedded and settings.demo_page is None:
         os.environ["DEMO_PAGE"] = "true"  # local use: the demo page is on
     get_settings.cache_clear()
     base = f"http://{args.host}:{args.port}"
     demo = f", demo page: {base}/demo/" if get_settings().serves_demo_page else ""
     print(f"taskapi serving on {base}  (docs: {base}/docs{demo})", flush=True)
-    if settings.embedded:
+    if settings.embedded and secret is not None:
         _print_example(base, secret, settings)
     # uvicorn re-raises SIGTERM after a graceful shutdown; turning it into SystemExit lets exit
     # handlers run, so the embedded PostgreSQL stops with the server instead of lingering.
@@ -77,6 +81,9 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=args.graceful_timeout,
+        # X-Forwarded-* only from the proxies named in FORWARDED_ALLOW_IPS (uvicorn would trust loopback).
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,  # the app configures logging: JSON lines, or text in a terminal
         access_log=False,  # one line per request comes from api.requests instead
     )
@@ -97,7 +104,12 @@ def _print_example(base: str, secret: str, settings: Settings) -> None:
 def token(args: argparse.Namespace) -> None:
     if not is_valid_user_id(args.user_id):
         raise SystemExit("USER_ID must be 1 to 255 printable characters")
-    print(mint_token(_jwt_secret(get_settings()), args.user_id, ttl_seconds=args.ttl))
+    settings = get_settings()
+    secret = _jwt_secret(settings)
+    if secret is None:
+        raise SystemExit("taskapi token signs with JWT_SECRET, which is not set; JWT_JWKS_URL's provider issues tokens")
+    issuer, audience = settings.jwt_issuer, settings.jwt_audience
+    print(mint_token(secret, args.user_id, ttl_seconds=args.ttl, issuer=issuer, audience=audience))
 
 
 def audit(args: argparse.Namespace) -> None:

@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     # Comma-separated allow-list; unset: HS256 with a secret, and each JWKS key's own algorithm.
     jwt_algorithms: str | None = None
     jwt_leeway_seconds: int = Field(default=5, ge=0, le=300, validation_alias="JWT_LEEWAY")
-    jwt_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    # An unknown `kid` (a key rotation) refetches the JWKS, at most once per this many seconds;
+    # a request meeting a fresh fetch waits for the next one rather than failing.
+    jwt_jwks_min_refresh_seconds: float = Field(default=2.0, ge=0, le=30)
+    # Keys are refetched after the provider's Cache-Control max-age, at most this long: a key the
+    # provider withdraws stops verifying within this time (plus JWT_CACHE_SECONDS).
+    jwt_jwks_max_age_seconds: float = Field(default=300.0, ge=10, le=86400)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0)
     # Seconds a verified token is remembered (never past its `exp`); 0 verifies every request.
     jwt_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
@@ -53,9 +58,6 @@ class Settings(BaseSettings):
 
     # GET requests may read from a replica; RLS applies there exactly as on the primary.
     database_read_url: str | None = None
-    # psycopg prepares statements after a few executions; PgBouncer < 1.21 in transaction mode
-    # cannot follow. auto: off for pooled URLs (a "-pooler" host as Neon's, or port 6432).
-    database_prepared_statements: Literal["auto", "on", "off"] = "auto"
 
     # A steady pool: connections opened for a burst and closed after it would each cost a
     # handshake, several round trips on a serverless database.
@@ -67,8 +69,16 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=0)  # 0: no limit
     db_lock_timeout_ms: int = Field(default=2000, ge=0)
     db_retry_attempts: int = Field(default=3, ge=1, le=10)  # for serialization failures, deadlocks
+    # One user's share of the pool: transactions at once per user and process; more wait up to
+    # DB_POOL_TIMEOUT_SECONDS, then get 429. Keeps one user's slow requests from starving everyone.
+    db_connections_per_user: int = Field(default=3, ge=1, le=100)
+    # A substring search (`q`) is cancelled after this long (0: only DB_STATEMENT_TIMEOUT_MS).
+    db_search_timeout_ms: int = Field(default=500, ge=0)
 
     log_format: Literal["auto", "json", "text"] = "auto"
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or CIDRs, or
+    # "*"). Unset: none, so a client cannot claim another address or scheme by sending them.
+    forwarded_allow_ips: str | None = None
 
     # Browser frontends on other origins, comma-separated (e.g. https://app.example.com).
     # None by default: a browser on another origin cannot read any answer.
@@ -87,6 +97,7 @@ class Settings(BaseSettings):
         "jwt_audience",
         "jwt_algorithms",
         "cors_origins",
+        "forwarded_allow_ips",
     )
     @classmethod
     def blank_means_unset(cls, value: str | None) -> str | None:
@@ -140,6 +151,11 @@ class Settings(BaseSettings):
         if self.jwt_algorithms is None:
             return None
         return {name.strip() for name in self.jwt_algorithms.split(",")}
+
+    @property
+    def connections_per_user(self) -> int:
+        """DB_CONNECTIONS_PER_USER, never more than the pool holds."""
+        return min(self.db_connections_per_user, self.db_pool_size + self.db_max_overflow)
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Depends, Request
@@ -27,6 +26,8 @@ from sqlalchemy.sql.compiler import Compiled
 
 from api.auth import CurrentUserId
 from api.config import Settings
+from api.errors import TooManyRequests
+from api.shares import DatabaseShares, ShareExceeded
 
 logger = logging.getLogger("api.db")
 
@@ -44,27 +45,13 @@ IDENTITY_SQL = (
 
 # Failures where replaying the whole (single-statement) transaction is the right answer.
 RETRYABLE_TRANSACTION_ERRORS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-PSYCOPG_DEFAULT_PREPARE_THRESHOLD = 5
-
-
-def prepared_statements_enabled(database_url: str, setting: str) -> bool:
-    """`auto` turns them off behind a transaction pooler (Neon's `-pooler` hosts, port 6432)."""
-    if setting != "auto":
-        return setting == "on"
-    parts = urlsplit(database_url)
-    return "-pooler" not in (parts.hostname or "") and parts.port != 6432
 
 
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
     """An async engine that hands the URL to libpq untouched (postgres://, sslmode, sockets)."""
-    prepare = prepared_statements_enabled(database_url, settings.database_prepared_statements)
 
     async def connect() -> psycopg.AsyncConnection:
-        return await connect_with_backoff(
-            database_url,
-            budget_seconds=settings.db_connect_timeout_seconds,
-            prepare_threshold=PSYCOPG_DEFAULT_PREPARE_THRESHOLD if prepare else None,
-        )
+        return await connect_with_backoff(database_url, budget_seconds=settings.db_connect_timeout_seconds)
 
     return create_async_engine(
         "postgresql+psycopg://",
@@ -76,13 +63,17 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-async def connect_with_backoff(
-    database_url: str, *, budget_seconds: float, prepare_threshold: int | None
-) -> psycopg.AsyncConnection:
+async def connect_with_backoff(database_url: str, *, budget_seconds: float) -> psycopg.AsyncConnection:
     """Connect, retrying with exponential backoff and jitter until the budget is spent.
 
     A serverless compute waking from suspend refuses or stalls the first attempts; a server
     that stays down costs the caller at most the budget, then a 503.
+
+    Statements are never prepared on the server. A transaction pooler (PgBouncer, Supavisor,
+    RDS Proxy, pgcat: on whatever host and port) may run the next transaction on another
+    server connection, where a statement prepared earlier does not exist, or another client's
+    does under the same name. Every statement is planned anew for its user anyway
+    (plan_cache_mode below), so preparing would save only the parse: nothing measurable.
     """
     deadline = time.monotonic() + budget_seconds
     delay = 0.05
@@ -93,7 +84,7 @@ async def connect_with_backoff(
                 database_url,
                 connect_timeout=max(2, round(remaining)),  # libpq's minimum is 2 s
                 application_name="taskapi",
-                prepare_threshold=prepare_threshold,
+                prepare_threshold=None,
                 autocommit=True,  # transactions are explicit: BEGIN ... COMMIT in one pipeline
             )
         except psycopg.OperationalError:
@@ -113,32 +104,60 @@ class RequestTransaction:
     connection dead is retried once on a fresh one; a write is never retried blindly.
     """
 
-    def __init__(self, engine: AsyncEngine, *, identity: dict[str, str], attempts: int, read_only: bool) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        identity: dict[str, str],
+        attempts: int,
+        read_only: bool,
+        shares: DatabaseShares | None = None,
+    ) -> None:
         self.engine = engine
         self.identity = identity
         self.attempts = attempts
         self.read_only = read_only
+        self.shares = shares
 
     @property
     def user_id(self) -> str:
         return self.identity["user_id"]
 
-    async def run(self, statement: Executable) -> list[dict[str, Any]]:
+    async def run(self, statement: Executable, *, statement_timeout_ms: int | None = None) -> list[dict[str, Any]]:
         """Run the request's statement in its own transaction; return its rows."""
-        [rows] = await self.run_all([statement])
+        [rows] = await self.run_all([statement], statement_timeout_ms=statement_timeout_ms)
         return rows
 
-    async def run_all(self, statements: list[Executable]) -> list[list[dict[str, Any]]]:
+    async def run_all(
+        self, statements: list[Executable], *, statement_timeout_ms: int | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Run statements in order in one transaction (still one round trip); the rows of each.
 
         Each statement sees what the ones before it did, and what other transactions
-        committed meanwhile (READ COMMITTED takes a snapshot per statement).
+        committed meanwhile (READ COMMITTED takes a snapshot per statement). A
+        `statement_timeout_ms` tightens the transaction's usual timeout (never loosens it).
         """
         compiled = [compile_cached(statement, self.engine.dialect) for statement in statements]
+        identity = self.identity
+        if statement_timeout_ms is not None:
+            tightened = _tighter(identity["statement_timeout"], statement_timeout_ms)
+            identity = {**identity, "statement_timeout": str(tightened)}
+        if self.shares is None:
+            return await self._run_with_retries(compiled, identity)
+        try:
+            async with self.shares.hold(self.user_id):
+                return await self._run_with_retries(compiled, identity)
+        except ShareExceeded:
+            detail = f"more than {self.shares.per_user} of your requests are waiting for the database; retry shortly"
+            raise TooManyRequests(detail, headers={"Retry-After": "1"}) from None
+
+    async def _run_with_retries(
+        self, compiled: list[tuple[str, dict[str, Any]]], identity: dict[str, str]
+    ) -> list[list[dict[str, Any]]]:
         replays, reconnected = 0, False
         while True:
             try:
-                return await self._run_once(compiled)
+                return await self._run_once(compiled, identity)
             except DeadConnection as exc:
                 if not self.read_only or reconnected:
                     raise exc.__cause__ from None
@@ -150,14 +169,16 @@ class RequestTransaction:
                 logger.info("transaction aborted (%s); replaying", type(exc).__name__)
                 await asyncio.sleep(random.uniform(0.005, 0.02) * replays)
 
-    async def _run_once(self, compiled: list[tuple[str, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    async def _run_once(
+        self, compiled: list[tuple[str, dict[str, Any]]], identity: dict[str, str]
+    ) -> list[list[dict[str, Any]]]:
         async with self.engine.connect() as connection:
             driver: psycopg.AsyncConnection = (await connection.get_raw_connection()).driver_connection
             cursors = [driver.cursor(row_factory=dict_row) for _ in compiled]
             try:
                 async with driver.pipeline():
                     await driver.execute("begin")
-                    await driver.execute(IDENTITY_SQL, self.identity)
+                    await driver.execute(IDENTITY_SQL, identity)
                     for cursor, (sql, params) in zip(cursors, compiled, strict=True):
                         await cursor.execute(sql, params)
                     await driver.execute("commit")
@@ -171,6 +192,11 @@ class RequestTransaction:
                     await driver.rollback()
                 raise
             return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+
+def _tighter(timeout_ms: str, limit_ms: int) -> int:
+    """The smaller of two statement timeouts, where 0 means none."""
+    return min((value for value in (int(timeout_ms), limit_ms) if value > 0), default=0)
 
 
 class DeadConnection(psycopg.OperationalError):
@@ -217,6 +243,7 @@ async def get_transaction(request: Request, user_id: CurrentUserId) -> RequestTr
         identity=identity,
         attempts=settings.db_retry_attempts,
         read_only=request.method in ("GET", "HEAD"),
+        shares=request.app.state.database_shares,
     )
 
 

@@ -66,6 +66,10 @@ class Unprocessable(AppError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class TooManyRequests(AppError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
 class ServiceUnavailable(AppError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 

@@ -20,6 +20,7 @@ from api.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
 from api.observability import RequestLog, configure_logging
 from api.preflight import check_database
 from api.ratelimit import RateLimiter
+from api.shares import DatabaseShares
 from api.tasks.router import router as tasks_router
 
 DEMO_PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -71,10 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for engine in engines:
                 await engine.dispose()
 
-    app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # No trailing-slash redirects: Starlette would build their Location from the Host header.
+    app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False)
     app.state.settings = settings
     app.state.read_engine = None
     app.state.token_verifier = TokenVerifier(settings, jwks)
+    app.state.database_shares = DatabaseShares(
+        per_user=settings.connections_per_user, wait_seconds=settings.db_pool_timeout_seconds
+    )
     app.state.rate_limiter = (
         RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60) if settings.rate_limit_per_minute else None
     )
@@ -131,5 +136,6 @@ def _jwks_cache(settings: Settings) -> JwksCache | None:
     return JwksCache(
         settings.jwt_jwks_url,
         min_refresh_seconds=settings.jwt_jwks_min_refresh_seconds,
+        max_age_seconds=settings.jwt_jwks_max_age_seconds,
         timeout_seconds=settings.jwt_jwks_timeout_seconds,
     )

@@ -1,8 +1,8 @@
 """Request logs: one line per request, JSON for machines or plain text in a terminal.
 
 Each line has the method, the route template (never the raw path, which holds user ids), the
-status, the duration, a request id echoed as `X-Request-ID`, and the user id hashed. Tokens,
-bodies and query strings are never logged.
+status, the duration, a request id echoed as `X-Request-ID`, the user id hashed, and the
+client's address. Tokens, bodies and query strings are never logged.
 """
 
 import hashlib
@@ -106,6 +106,8 @@ class RequestLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "user": hash_user_id(user_id) if user_id else None,
+                    # The peer, or what X-Forwarded-For says if the peer is in FORWARDED_ALLOW_IPS.
+                    "client": scope["client"][0] if scope.get("client") else None,
                 },
             )
 

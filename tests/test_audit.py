@@ -15,9 +15,20 @@ def findings(url: str) -> list[tuple[str, str, str]]:
     return [(f.severity, f.subject, f.problem) for f in run_audit(url, schemas=SCHEMAS).findings]
 
 
-def test_the_migrated_schema_is_clean(admin_url):
+# PostgreSQL lets PUBLIC read the statistics views; only a superuser can change that.
+STATISTICS_FINDING = ("low", "app_user")
+
+
+def significant(report) -> list:
+    """The findings above low: a freshly migrated database has exactly one low one, STATISTICS_FINDING."""
+    return [f for f in report.findings if f.severity != "low"]
+
+
+def test_the_migrated_schema_is_clean(admin_url, login_role):
     report = run_audit(admin_url, schemas=SCHEMAS)
-    assert report.findings == []
+    assert significant(report) == []
+    assert [(f.severity, f.subject) for f in report.findings] == [STATISTICS_FINDING]
+    assert "pg_stat_user_tables" in report.findings[0].problem
     assert [table.name for table in report.tables] == ["public.idempotency_keys", "public.tasks"]
     for table in report.tables:
         prefix = table.name.removeprefix("public.")
@@ -31,6 +42,27 @@ def test_the_migrated_schema_is_clean(admin_url):
         assert all(p.roles == ["app_user"] for p in table.policies)
         assert f"SELECT on {table.name}" in report.app_user_grants
     assert LOGIN_ROLE in report.app_user_members or report.app_user_members == []
+    assert LOGIN_ROLE in report.app_user_login_members
+
+
+def test_every_login_role_that_can_act_as_app_user_is_listed_and_a_second_one_is_a_finding(
+    admin, admin_url, login_role
+):
+    admin.execute("create role taskapi_analyst login")
+    admin.execute("create role taskapi_readers nologin")
+    admin.execute("grant app_user to taskapi_readers")
+    admin.execute("grant taskapi_readers to taskapi_analyst")  # a member through another role
+    try:
+        report = run_audit(admin_url, schemas=SCHEMAS)
+    finally:
+        admin.execute("drop role taskapi_analyst")  # roles are cluster-wide: never leak into other tests
+        admin.execute("drop role taskapi_readers")
+    assert {LOGIN_ROLE, "taskapi_analyst"} <= set(report.app_user_login_members)
+    [finding] = [f for f in report.findings if f.severity == "high"]
+    assert finding.subject == "app_user"
+    assert "taskapi_analyst" in finding.problem and LOGIN_ROLE in finding.problem
+    assert "set app.user_id to anyone" in finding.problem
+    assert "revoke app_user from" in finding.fix
 
 
 BREAKAGES = {
@@ -83,6 +115,19 @@ BREAKAGES = {
         ("high", "function app.current_user_id()", "PUBLIC is granted EXECUTE"),
         "revoke all on function app.current_user_id() from public;",
     ),
+    "search-path-not-pinned": (
+        [
+            "create or replace function app.current_user_id() returns text language sql stable"
+            " as $$ select nullif(current_setting('app.user_id', true), '') $$"
+        ],
+        (
+            "medium",
+            "function app.current_user_id()",
+            "its search_path is not pinned (nor is its body SQL-standard): names in it may resolve to a "
+            "caller's own schema",
+        ),
+        "alter function app.current_user_id() set search_path = '';",
+    ),
     "policy-for-public": (
         ["alter policy tasks_update_own on tasks to public"],
         ("high", "public.tasks policy tasks_update_own", "applies to PUBLIC, not only to app_user"),
@@ -108,8 +153,12 @@ def test_each_breakage_is_reported_with_its_fix(admin, admin_url, breakage):
 def test_the_fix_sql_repairs_what_it_reports(admin, admin_url):
     admin.execute("alter table tasks no force row level security")
     admin.execute("grant select on tasks to public")
+    admin.execute(
+        "create or replace function app.current_user_id() returns text language sql stable"
+        " as $$ select nullif(current_setting('app.user_id', true), '') $$"
+    )
     for finding in run_audit(admin_url, schemas=SCHEMAS).findings:
-        admin.execute(finding.fix)
+        admin.execute(finding.fix)  # this database's statistics views too: it is a clone of its own
     assert findings(admin_url) == []
 
 
@@ -117,7 +166,7 @@ def test_command_exit_status_and_json(admin, admin_url, tmp_path):
     env = {"DATABASE_URL": admin_url}
     clean = run_taskapi("audit", "--json", env=env, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
-    assert json.loads(clean.stdout)["findings"] == []
+    assert [f["severity"] for f in json.loads(clean.stdout)["findings"]] == ["low"]
 
     admin.execute("alter table tasks no force row level security")  # a "high" finding
     assert run_taskapi("audit", env=env, cwd=tmp_path).returncode == 1

@@ -13,23 +13,7 @@ import psycopg
 import pytest
 
 from tests.conftest import JWT_SECRET
-from tests.servers import postgres_running, printed_token, run_taskapi, serving
-
-
-def test_embedded_mode_serves_persists_and_prints_a_working_example(tmp_path):
-    env = {"TASKAPI_DATA_DIR": str(tmp_path / ".data")}
-    with serving(env, tmp_path) as (base, output):
-        headers = {"Authorization": f"Bearer {printed_token(output)}"}
-        created = httpx.post(f"{base}/api/demo/tasks", json={"title": "from the README"}, headers=headers)
-        assert created.status_code == 201
-        assert created.headers["location"] == f"/api/demo/tasks/{created.json()['id']}"
-    assert not postgres_running(tmp_path / ".data" / "pg"), "the embedded server must stop with the API"
-    secret_file = tmp_path / ".data" / "jwt_secret"
-    assert secret_file.stat().st_mode & 0o077 == 0, "the generated secret must be private"
-
-    with serving(env, tmp_path) as (base, output):  # a second run keeps data and secret
-        listed = httpx.get(f"{base}/api/demo/tasks", headers={"Authorization": f"Bearer {printed_token(output)}"})
-        assert [task["title"] for task in listed.json()] == ["from the README"]
+from tests.servers import run_taskapi, serving
 
 
 def test_serves_a_given_database_url(app_url, admin, tmp_path):
@@ -60,9 +44,10 @@ def test_weak_secret_is_refused_with_advice(tmp_path, app_url):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_secret_with_a_database_url_is_refused(tmp_path, app_url):
+def test_neither_a_secret_nor_a_jwks_with_a_database_url_is_refused(tmp_path, app_url):
     result = run_taskapi("serve", env={"DATABASE_URL": app_url}, cwd=tmp_path)
-    assert result.returncode != 0 and "JWT_SECRET is not set" in result.stderr
+    assert result.returncode != 0
+    assert "set JWT_SECRET (at least 32 bytes), JWT_JWKS_URL, or both" in result.stderr
 
 
 def test_migrate_command_migrates_the_database_url(tmp_path, pg_template):
@@ -128,3 +113,4 @@ def test_sigterm_lets_a_request_in_flight_finish(app_url, admin, tmp_path):
         request.join(timeout=10)
     assert result["response"].status_code == 200
     assert admin.execute("select title from tasks").fetchall() == [("after",)]
+

@@ -3,6 +3,7 @@
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -156,3 +157,23 @@ def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
         "headers": [*headers, (b"authorization", bearer("alice")["Authorization"].encode())],
         "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
     }  # fmt: skip
+
+
+class TestUntrustedHost:
+    """`Host` is whatever the client says: no answer may send a client on to the host it names."""
+
+    EVIL: ClassVar = {"Host": "evil.example"}
+
+    def test_a_trailing_slash_is_not_redirected_anywhere(self, client):
+        for path in ("/api/alice/tasks/", "/api/alice/tasks/1/", "/healthz/"):
+            response = client.get(path, headers=bearer("alice") | self.EVIL, follow_redirects=False)
+
+            assert response.status_code == 404, path
+            assert "location" not in response.headers, path
+            assert "evil" not in str(response.headers) + response.text, path
+
+    def test_a_created_tasks_location_is_a_path(self, client):
+        response = client.post("/api/alice/tasks", json={"title": "t"}, headers=bearer("alice") | self.EVIL)
+
+        assert response.status_code == 201
+        assert response.headers["location"] == f"/api/alice/tasks/{response.json()['id']}"

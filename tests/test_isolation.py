@@ -203,3 +203,18 @@ class TestSideChannels:
         assert admin.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone()[0] > 0
         cursor = as_user(app_conn, "alice")
         assert cursor.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone() == (0,)
+
+    def test_a_schema_early_in_the_search_path_cannot_answer_for_the_policies(self, app_conn, admin, seeded):
+        """A caller puts a schema of theirs before pg_catalog, holding its own current_setting():
+        the policies' app.current_user_id() was resolved when it was created, and still asks
+        PostgreSQL's."""
+        admin.execute("create schema hijack")
+        admin.execute(
+            "create function hijack.current_setting(text, boolean) returns text language sql as $$ select 'bob' $$"
+        )
+        admin.execute("grant usage on schema hijack to app_user")
+        cursor = as_user(app_conn, None)  # nobody
+        cursor.execute("select set_config('search_path', 'hijack, pg_catalog, public', true)")
+
+        assert cursor.execute("select count(*) from tasks").fetchone() == (0,)
+        assert cursor.execute("select app.current_user_id()").fetchone() == (None,)

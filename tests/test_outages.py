@@ -258,7 +258,8 @@ class TestPoolExhaustion:
             blocked.start()  # holds the only connection while it waits for the row lock
             try:
                 time.sleep(0.3)
-                response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer("alice")))
+                # Another user: alice's own next request would wait for her share of the pool (429).
+                response, elapsed = timed(lambda: api.get("/api/bob/tasks", headers=bearer("bob")))
             finally:
                 holder.rollback()
                 holder.close()

@@ -173,7 +173,11 @@ async function api(method, url, { body, headers = {} } = {}) {
 function nextLink(response) {
   const header = response.headers.get("Link") || "";
   const match = header.match(/<([^>]+)>\s*;\s*rel="?next"?/);
-  return match ? new URL(match[1], apiBase()).href : null;
+  if (!match) return null;
+  // The API sends a path; whatever it sends, the token only ever goes to the API's own origin.
+  const base = apiBase();
+  const next = new URL(match[1], base);
+  return next.origin === new URL(base).origin ? next.href : null;
 }
 
 // Sent only when the task carries a version, so the page also works with servers without one.

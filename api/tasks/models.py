@@ -43,14 +43,20 @@ SQLModel.metadata.naming_convention = {
 }
 
 
-def _storable(value: str) -> str:
+def is_storable(value: str) -> bool:
     """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+        return False
+    return "\x00" not in value
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if not is_storable(value):
+        raise ValueError("must be valid Unicode (no lone surrogates)")
     return value
 
 

@@ -1,14 +1,28 @@
-"""Opaque keyset cursors: the sort key and id of the last task on a page."""
+"""Opaque keyset cursors: the sort key and id of the last task on a page.
+
+A cursor is binary, then base64url: a format byte, the sort, the id (8 bytes) and the sort key
+(a timestamp as 8 bytes of microseconds, or a title as UTF-8). Its length is therefore bounded
+by construction, `MAX_CURSOR_LENGTH`, whatever the title holds: a cursor the server issues is
+always one it accepts.
+"""
 
 import base64
 import binascii
 import json
+import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskRead, TaskSort
+from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskRead, TaskSort, is_storable
 
-MAX_CURSOR_LENGTH = 1024
+_FORMAT = 1
+_HEADER = struct.Struct(">BBQ")  # format, sort, id
+_MICROSECONDS = struct.Struct(">q")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SORTS = list(TaskSort)
+_MAX_UTF8_BYTES_PER_CHARACTER = 4
+MAX_CURSOR_BYTES = _HEADER.size + TITLE_MAX * _MAX_UTF8_BYTES_PER_CHARACTER
+MAX_CURSOR_LENGTH = -(-MAX_CURSOR_BYTES * 4 // 3)  # base64 without padding, rounded up
 
 
 @dataclass(frozen=True)
@@ -18,9 +32,12 @@ class Cursor:
     id: int
 
     def encode(self) -> str:
-        key = self.key.isoformat() if isinstance(self.key, datetime) else self.key
-        raw = json.dumps({"s": self.sort.value, "k": key, "i": self.id}, separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        header = _HEADER.pack(_FORMAT, _SORTS.index(self.sort), self.id)
+        if isinstance(self.key, datetime):
+            key = _MICROSECONDS.pack((self.key - _EPOCH) // timedelta(microseconds=1))
+        else:
+            key = self.key.encode()
+        return base64.urlsafe_b64encode(header + key).decode().rstrip("=")
 
     @classmethod
     def after(cls, task: TaskRead, sort: TaskSort) -> "Cursor":
@@ -33,34 +50,57 @@ class Cursor:
             raise ValueError("cursor is too long")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            data = json.loads(raw)
-        except (binascii.Error, ValueError, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
             raise ValueError("cursor is malformed") from None
+        if raw.startswith(b"{"):
+            return _decode_json(raw)  # issued before the binary format; still honoured
+        if len(raw) < _HEADER.size:
+            raise ValueError("cursor is malformed")
+        version, sort_index, task_id = _HEADER.unpack_from(raw)
+        if version != _FORMAT or sort_index >= len(_SORTS) or not 1 <= task_id <= BIGINT_MAX:
+            raise ValueError("cursor is malformed")
+        sort = _SORTS[sort_index]
+        return cls(sort=sort, key=_parse_key(sort, raw[_HEADER.size :]), id=task_id)
+
+
+def _parse_key(sort: TaskSort, key: bytes) -> datetime | str:
+    if sort.column == "title":
+        try:
+            title = key.decode()
+        except UnicodeDecodeError:
+            raise ValueError("cursor is malformed") from None
+        return _checked_title(title)
+    if len(key) != _MICROSECONDS.size:
+        raise ValueError("cursor is malformed")
+    try:
+        return _EPOCH + timedelta(microseconds=_MICROSECONDS.unpack(key)[0])
+    except OverflowError:
+        raise ValueError("cursor is malformed") from None
+
+
+def _checked_title(title: str) -> str:
+    if not 1 <= len(title) <= TITLE_MAX or not is_storable(title):
+        raise ValueError("cursor is malformed")
+    return title
+
+
+def _decode_json(raw: bytes) -> Cursor:
+    """The earlier format: base64url of {"s": sort, "k": key, "i": id}."""
+    try:
+        data = json.loads(raw)
         if not isinstance(data, dict) or set(data) != {"s", "k", "i"}:
             raise ValueError("cursor is malformed")
-        try:
-            sort = TaskSort(data["s"])
-        except ValueError:
-            raise ValueError("cursor is malformed") from None
-        task_id, key = data["i"], data["k"]
-        if type(task_id) is not int or not 1 <= task_id <= BIGINT_MAX or not isinstance(key, str):
-            raise ValueError("cursor is malformed")
-        return cls(sort=sort, key=_parse_key(sort, key), id=task_id)
-
-
-def _parse_key(sort: TaskSort, key: str) -> datetime | str:
+        sort, task_id, key = TaskSort(data["s"]), data["i"], data["k"]
+    except (ValueError, TypeError):
+        raise ValueError("cursor is malformed") from None
+    if type(task_id) is not int or not 1 <= task_id <= BIGINT_MAX or not isinstance(key, str):
+        raise ValueError("cursor is malformed")
     if sort.column == "title":
-        if not 1 <= len(key) <= TITLE_MAX or "\x00" in key:
-            raise ValueError("cursor is malformed")
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("cursor is malformed") from None
-        return key
+        return Cursor(sort=sort, key=_checked_title(key), id=task_id)
     try:
         moment = datetime.fromisoformat(key)
     except ValueError:
         raise ValueError("cursor is malformed") from None
     if moment.tzinfo is None:
         raise ValueError("cursor is malformed")
-    return moment
+    return Cursor(sort=sort, key=moment, id=task_id)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.db import Transaction
 from api.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
@@ -20,7 +20,7 @@ from api.tasks.models import (
     TaskStatus,
     TaskUpdate,
 )
-from api.tasks.pagination import Cursor
+from api.tasks.pagination import MAX_CURSOR_LENGTH, Cursor
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: documented_problem("Malformed JSON body"),
@@ -47,7 +47,19 @@ ETAG_HEADER = {"ETag": documented_header('The task\'s version, quoted (`"3"`): s
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
-TaskId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The task's id.", examples=[42])]
+
+def _plain_digits(value: object) -> object:
+    """Python's int() also takes "1_0", " 10", "+10" and other scripts' digits: a path is not code."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a positive integer written in plain digits")
+    return value
+
+
+TaskId = Annotated[
+    int,
+    Path(ge=1, le=BIGINT_MAX, description="The task's id.", examples=[42]),
+    BeforeValidator(_plain_digits),
+]
 IfMatch = Annotated[
     str,  # optional (default None), but never null: a header is absent or a string
     Header(
@@ -109,7 +121,9 @@ class ListParams(BaseModel):
         description="Case-insensitive substring of the title or description, taken literally.",
     )
     limit: int = Field(50, ge=1, le=100, description="Page size.")
-    cursor: str | None = Field(None, max_length=1024, description='Opaque cursor from a `Link: rel="next"` header.')
+    cursor: str | None = Field(
+        None, max_length=MAX_CURSOR_LENGTH, description='Opaque cursor from a `Link: rel="next"` header.'
+    )
 
     @field_validator("cursor")
     @classmethod
@@ -145,11 +159,18 @@ async def list_tasks(
     response: Response,
     params: Annotated[ListParams, Query()],
 ) -> list[TaskRead]:
-    page = await service.list_tasks(tx, query=params.to_query())
+    search_timeout_ms = request.app.state.settings.db_search_timeout_ms
+    page = await service.list_tasks(tx, query=params.to_query(), search_timeout_ms=search_timeout_ms)
     if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor.encode())
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
+        response.headers["Link"] = f'<{_next_page(request, page.next_cursor)}>; rel="next"'
     return page.tasks
+
+
+def _next_page(request: Request, cursor: Cursor) -> str:
+    """The next page's URL, relative (RFC 8288 resolves it against the request's URL): built
+    from the client's own query, never from the `Host` header, which anyone can set."""
+    query = request.url.include_query_params(cursor=cursor.encode()).query
+    return f"{quote(request.scope['path'])}?{query}"
 
 
 @router.post(

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from api.db import RequestTransaction
-from api.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from api.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
 from api.tasks.etags import EntityTags
 from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor
@@ -99,10 +99,21 @@ def _ordered_after_cursor(statement: Select, query: ListQuery) -> Select:
     return statement.order_by(sort_key.asc(), task_id.asc())
 
 
-async def list_tasks(tx: RequestTransaction, *, query: ListQuery) -> Page:
-    """One page of the caller's tasks, and the cursor of the next page if there is one."""
+async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout_ms: int = 0) -> Page:
+    """One page of the caller's tasks, and the cursor of the next page if there is one.
+
+    A substring search scans the caller's tasks, so it gets a tighter timeout of its own.
+    """
     statement = _ordered_after_cursor(_filtered(select(*TASK_COLUMNS), query), query)
-    rows = await tx.run(_hint_owner(statement, tx.user_id).limit(query.limit + 1))
+    statement = _hint_owner(statement, tx.user_id).limit(query.limit + 1)
+    try:
+        rows = await tx.run(statement, statement_timeout_ms=search_timeout_ms if query.q else None)
+    except pg_errors.QueryCanceled:
+        if not query.q:
+            raise
+        raise ServiceUnavailable(
+            f"the search took longer than {search_timeout_ms} ms and was cancelled; narrow it", retry_after_seconds=1
+        ) from None
     tasks = [TaskRead.model_validate(row) for row in rows[: query.limit]]
     has_more = len(rows) > query.limit
     return Page(tasks=tasks, next_cursor=Cursor.after(tasks[-1], query.sort) if has_more else None)
@@ -174,6 +185,10 @@ async def create_task_once(tx: RequestTransaction, *, request: IdempotentCreate)
         ) from None
     if created:
         return TaskRead.model_validate(created[0]), False
+    if not stored:
+        # The key's earlier answer expired and was purged between our claim and this read;
+        # a retry claims the key afresh.
+        raise Conflict("this Idempotency-Key's earlier answer just expired; retry", headers={"Retry-After": "1"})
     [answer] = stored
     if answer["request_hash"] != request.request_hash:
         raise Unprocessable("this Idempotency-Key was already used with a different request")

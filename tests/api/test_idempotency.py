@@ -425,6 +425,53 @@ class TestInFlight:
         assert [row["user_id"] for row in table(admin)] == [BOB]
 
 
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
+
+
+PAUSE_LOCK = 727  # the advisory lock the pausing trigger waits on
+
+
+class TestVanishedKey:
+    def test_a_key_purged_between_claim_and_read_is_a_409_to_retry_not_a_500(self, client, admin, admin_url):
+        """The replay finds the key taken (its claim does nothing), then, before it reads the stored
+        answer, another request of the user purges the key as expired. The read finds nothing."""
+        first = assert_created(post(client, ALICE), replayed=False)
+        # Pause the replay between its claim and its read: a statement-level trigger on tasks
+        # fires for the conditional insert (which inserts nothing on a replay) and waits.
+        admin.execute(
+            "create function pause() returns trigger language plpgsql as $$ begin"
+            f" perform pg_advisory_lock({PAUSE_LOCK}); perform pg_advisory_unlock({PAUSE_LOCK}); return null;"
+            " end $$"
+        )
+        admin.execute("create trigger pause after insert on tasks for each statement execute function pause()")
+        with psycopg.connect(admin_url, autocommit=True) as gate, ThreadPoolExecutor(1) as pool:
+            gate.execute("select pg_advisory_lock(%s)", (PAUSE_LOCK,))
+            pending = pool.submit(post, client, ALICE)
+            wait_until(
+                lambda: (
+                    admin.execute(
+                        "select count(*) from pg_locks where locktype = 'advisory' and objid = %s and not granted",
+                        (PAUSE_LOCK,),
+                    ).fetchone()[0]
+                    == 1
+                )
+            )
+            admin.execute("delete from idempotency_keys")  # purged by someone else, committed
+            gate.execute("select pg_advisory_unlock(%s)", (PAUSE_LOCK,))
+            response = pending.result(timeout=10)
+
+        body = assert_problem(response, 409)
+        assert "Idempotency-Key" in body["detail"] and response.headers["retry-after"] == "1"
+        assert [row["id"] for row in table(admin)] == [first["id"]], "nothing was created"
+        admin.execute("drop trigger pause on tasks")
+        retried = assert_created(post(client, ALICE), replayed=False)  # the key is claimed afresh
+        assert [row["response_body"]["id"] for row in keys(admin)] == [retried["id"]]
+
+
 # --- isolation in SQL, as the API's role -----------------------------------------------------
 
 

@@ -194,6 +194,19 @@ class TestPathIds:
                 assert_invalid(response, "task_id", case=(method, url))
         assert table(admin) == before
 
+    @pytest.mark.parametrize("spelling", ["1_0", "+10", "%2010", "10%20", "%D9%A1%D9%A0", "0x0A", "1%5F0"])
+    def test_an_id_spelt_other_than_in_plain_digits_is_422_even_when_python_would_read_it(
+        self, client, admin, spelling
+    ):
+        """int() reads "1_0" and " 10" as 10 (and digits of other scripts too): none may name task 10."""
+        before = table(admin)
+
+        for method, suffix in [(m, s) for m, s, _, item in ROUTES if item]:
+            url = tasks_url(ALICE) + suffix.format(id=spelling)
+            body = {"PUT": {"title": "x"}, "PATCH": {"completed": True}}.get(method)
+            assert_invalid(client.request(method, url, json=body, headers=bearer(ALICE)), "task_id", case=url)
+        assert table(admin) == before
+
     def test_the_largest_bigint_is_a_valid_id_that_is_simply_not_found(self, client):
         response = client.get(task_url(ALICE, 2**63 - 1), headers=bearer(ALICE))
 

@@ -150,12 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"error":"not found"}')
             return
         status, body = provider.response()
-        self._send(status, body, location=provider.redirect_to)
+        self._send(status, body, location=provider.redirect_to, cache_control=provider.cache_control)
 
-    def _send(self, status: int, body: bytes, location: str | None = None) -> None:
+    def _send(self, status: int, body: bytes, location: str | None = None, cache_control: str | None = None) -> None:
         self.send_response(status)
         if location:
             self.send_header("Location", location)
+        if cache_control:
+            self.send_header("Cache-Control", cache_control)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -188,6 +190,7 @@ class JwksServer:
         self.status = 200
         self.raw_body: bytes | None = None  # served instead of the JWKS when set
         self.redirect_to: str | None = None  # sent as Location when set (with a 3xx status)
+        self.cache_control: str | None = None  # sent as Cache-Control when set
         self._document: dict[str, Any] = {"keys": []}
         self._requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -256,6 +259,8 @@ def settings_for(
     algorithms: str | None = None,
     leeway: int = 5,
     min_refresh: float = 0.0,
+    max_age: float = 300.0,
+    token_cache: float = 30.0,
     timeout: float = 2.0,
 ) -> Settings:
     """Every token setting spelled out, so nothing leaks in from the environment or a .env."""
@@ -269,11 +274,14 @@ def settings_for(
         jwt_algorithms=algorithms,
         JWT_LEEWAY=leeway,
         jwt_jwks_min_refresh_seconds=min_refresh,
+        jwt_jwks_max_age_seconds=max_age,
+        jwt_cache_seconds=token_cache,
         jwt_jwks_timeout_seconds=timeout,
     )
     # extra="ignore" would drop a misspelt name silently: check each value arrived.
     assert (settings.jwt_jwks_url, settings.jwt_issuer, settings.jwt_audience) == (jwks_url, issuer, audience)
     assert (settings.jwt_leeway_seconds, settings.jwt_jwks_min_refresh_seconds) == (leeway, min_refresh)
+    assert (settings.jwt_jwks_max_age_seconds, settings.jwt_cache_seconds) == (max_age, token_cache)
     assert settings.jwt_algorithms == algorithms and settings.jwt_jwks_timeout_seconds == timeout
     assert (settings.jwt_secret.get_secret_value() if settings.jwt_secret else None) == secret
     return settings

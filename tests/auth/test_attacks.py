@@ -119,6 +119,11 @@ ATTACKS: dict[str, Attack] = {
     "exp-beyond-the-integer-digit-limit": Attack(lambda k: sign(k, _raw_claims(exp="9" * 5000)), "malformed token"),
     "iat-infinite": Attack(lambda k: sign(k, _raw_claims(iat="Infinity")), None),
     "missing-exp": Attack(lambda k: sign(k, _claims(exp=OMIT)), "missing claim exp"),
+    # PyJWT reads these with int(), so it lets them pass; RFC 7519 wants a JSON number.
+    "exp-a-string-of-digits": Attack(lambda k: sign(k, _claims(exp=str(_now() + 900))), "invalid exp claim"),
+    "nbf-a-string-of-digits": Attack(lambda k: sign(k, _claims(nbf=str(_now() - 5))), "invalid nbf claim"),
+    "iat-a-string-of-digits": Attack(lambda k: sign(k, _claims(iat=str(_now()))), "invalid iat claim"),
+    "exp-a-boolean": Attack(lambda k: sign(k, _claims(exp=True)), {"token expired", "invalid exp claim"}),
     # The subject.
     "missing-sub": Attack(lambda k: sign(k, _claims(sub=OMIT)), "missing claim sub"),
     "numeric-sub": Attack(lambda k: sign(k, _claims(sub=123)), "invalid subject", owner="123"),

@@ -9,6 +9,7 @@ import pytest
 import api.jwks
 from tests.auth.support import (
     ALICE,
+    SigningKey,
     assert_rejected,
     auth,
     better_auth_claims,
@@ -63,58 +64,124 @@ def test_a_key_withdrawn_from_the_jwks_stops_working_once_the_jwks_is_refetched(
     assert_rejected(retired, old_token, reason="unknown signing key")
 
 
-def test_many_unknown_kids_cause_at_most_one_jwks_fetch_per_refresh_interval(app_url, admin, provider, ed_key):
-    with running(settings_for(app_url, provider.url, min_refresh=60)) as client:
-        fetches = provider.fetches
-        responses = [
-            create(client, ALICE, sign(ed25519_key(f"made-up-{n}"), better_auth_claims(ALICE))) for n in range(40)
-        ]
+def concurrently(client, tokens: list[str]) -> list[int]:
+    """The statuses of GETs sent at once, one per token."""
+    statuses: dict[int, int] = {}
 
-    for response in responses:
-        assert_rejected(response, reason="unknown signing key")
-    assert fetches == 1
-    assert provider.fetches - fetches <= 1
-    assert task_rows(admin) == []
+    def attempt(n: int) -> None:
+        statuses[n] = client.get(tasks_url(ALICE), headers=auth(tokens[n])).status_code
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return [statuses[n] for n in range(len(tokens))]
 
 
-def test_within_the_refresh_interval_a_new_kid_waits_and_after_it_one_fetch_picks_it_up(
-    app_url, admin, provider, ed_key, next_key, clock
+def made_up(count: int, prefix: str) -> list[str]:
+    return [sign(ed25519_key(f"{prefix}-{n}"), better_auth_claims(ALICE)) for n in range(count)]
+
+
+def test_a_new_kid_right_after_a_fetch_waits_for_the_next_one_instead_of_failing(
+    app_url, admin, provider, ed_key, next_key
 ):
-    new_token = sign(next_key, better_auth_claims(ALICE))
-
-    with running(settings_for(app_url, provider.url, min_refresh=60)) as client:
+    """A rotation moments after the last fetch: the request waits (at most the refresh interval)
+    for the next allowed fetch, and succeeds; there is no window of 401s."""
+    with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
         provider.serve(ed_key, next_key)
-        clock.seconds = 59
-        within = [create(client, ALICE, new_token).status_code for _ in range(5)]
-        fetches_within = provider.fetches
-        clock.seconds = 61
-        after = create(client, ALICE, new_token, title="after the interval")
-        again = [create(client, ALICE, sign(ed25519_key(f"x{n}"), better_auth_claims(ALICE))) for n in range(5)]
+        fetches = provider.fetches
+        rotated = create(client, ALICE, sign(next_key, better_auth_claims(ALICE)), title="rotated")
 
-    assert within == [401] * 5
-    assert fetches_within == 1  # only the start-up fetch
-    assert after.status_code == 201, after.text
-    assert [r.status_code for r in again] == [401] * 5
-    assert provider.fetches == 2  # one refetch after the interval, none for the made-up kids
-    assert task_rows(admin) == [(ALICE, "after the interval")]
+    assert rotated.status_code == 201, rotated.text
+    assert provider.fetches == fetches + 1
+    assert task_rows(admin) == [(ALICE, "rotated")]
+
+
+def test_a_flood_of_made_up_kids_costs_one_fetch_per_refresh_interval(app_url, admin, provider):
+    with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
+        fetches, started = provider.fetches, time.monotonic()
+        statuses = concurrently(client, made_up(24, "flood")) + concurrently(client, made_up(24, "again"))
+        elapsed = time.monotonic() - started
+
+    assert statuses == [401] * 48
+    assert 1 <= provider.fetches - fetches <= 1 + elapsed // 1
+    assert task_rows(admin) == []
 
 
 def test_concurrent_requests_with_unknown_kids_share_a_single_refetch(app_url, provider, ed_key, clock):
     provider.delay_seconds = 0.2  # a slow provider: the requests overlap while it answers
-    statuses: list[int] = []
-    with running(settings_for(app_url, provider.url, min_refresh=60)) as client:
-        clock.seconds = 61
+    with running(settings_for(app_url, provider.url, min_refresh=30)) as client:
+        clock.seconds = 31
         fetches = provider.fetches
-
-        def attempt(n: int) -> None:
-            token = sign(ed25519_key(f"flood-{n}"), better_auth_claims(ALICE))
-            statuses.append(client.get(tasks_url(ALICE), headers=auth(token)).status_code)
-
-        threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=10)
+        statuses = concurrently(client, made_up(12, "slow"))
 
     assert statuses == [401] * 12
     assert provider.fetches - fetches == 1
+
+
+def test_a_key_withdrawn_from_the_jwks_stops_on_schedule_though_no_token_names_a_new_kid(
+    app_url, provider, ed_key, next_key, clock
+):
+    """Tokens of the withdrawn key keep coming, verified and cached; nothing names an unknown kid.
+    The key set's max-age (Cache-Control: max-age=60 here) still ends the old key's life."""
+    provider.cache_control = "public, max-age=60"
+    old_token = sign(ed_key, better_auth_claims(ALICE))
+    with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
+        assert client.get(tasks_url(ALICE), headers=auth(old_token)).status_code == 200  # verified, cached
+        provider.serve(next_key)
+        fetches = provider.fetches
+        clock.seconds = 59
+        before_max_age = client.get(tasks_url(ALICE), headers=auth(old_token))
+        fetches_before_max_age = provider.fetches
+        clock.seconds = 61
+        after_max_age = client.get(tasks_url(ALICE), headers=auth(old_token))
+
+    assert before_max_age.status_code == 200
+    assert fetches_before_max_age == fetches
+    assert_rejected(after_max_age, old_token, reason="unknown signing key")
+    assert provider.fetches == fetches + 1
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "refetched_after", "not_before"),
+    [
+        (None, 300, 299),  # no max-age: JWT_JWKS_MAX_AGE_SECONDS
+        ("max-age=120", 120, 119),
+        ("max-age=86400, must-revalidate", 300, 299),  # a day is more than we trust a key set
+        ("max-age=0", 10, 9),  # asking on every request would flood the provider
+        ("no-store", 10, 9),
+    ],
+)
+def test_the_providers_max_age_is_honoured_within_bounds(
+    app_url, provider, ed_key, clock, cache_control, refetched_after, not_before
+):
+    provider.cache_control = cache_control
+    token = sign(ed_key, better_auth_claims(ALICE))
+    with running(settings_for(app_url, provider.url, min_refresh=1, max_age=300, token_cache=0)) as client:
+        fetches = provider.fetches
+        clock.seconds = not_before
+        assert client.get(tasks_url(ALICE), headers=auth(token)).status_code == 200
+        early = provider.fetches
+        clock.seconds = refetched_after + 1
+        assert client.get(tasks_url(ALICE), headers=auth(token)).status_code == 200
+
+    assert early == fetches
+    assert provider.fetches == fetches + 1
+
+
+def test_a_key_replaced_under_the_same_kid_is_refetched_once_before_a_401(app_url, admin, provider, ed_key):
+    replacement = SigningKey(ed_key.kid, "EdDSA", ed25519_key("unused").private)  # same kid, new key
+    with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
+        provider.serve(replacement)
+        fetches = provider.fetches
+        renewed = create(client, ALICE, sign(replacement, better_auth_claims(ALICE)), title="renewed key")
+        after_renewal, started = provider.fetches, time.monotonic()
+        forged = concurrently(client, [sign(ed_key, better_auth_claims(ALICE))] * 12)  # the old key: not the kid's
+        elapsed = time.monotonic() - started
+
+    assert renewed.status_code == 201, renewed.text
+    assert after_renewal == fetches + 1
+    assert forged == [401] * 12
+    assert provider.fetches - after_renewal <= 1 + elapsed // 1, "at most one refetch per interval"
+    assert task_rows(admin) == [(ALICE, "renewed key")]
