@@ -280,14 +280,13 @@ def _impersonation_findings(login_members: list[dict]) -> list[Finding]:
     ordinary = [row["name"] for row in login_members if not row["superuser"] and not row["owner"]]
     if len(ordinary) <= 1:
         return []
-    revokes = " ".join(f"revoke {APP_ROLE} from {name};" for name in ordinary[1:])
     return [
         Finding(
             "high",
             APP_ROLE,
             f"{len(ordinary)} login roles can act as {APP_ROLE} and set app.user_id to anyone: "
             f"{', '.join(ordinary)}; only the API's login role should",
-            f"keep the API's login role and revoke the others, e.g. {revokes}",
+            f"revoke {APP_ROLE} from <each of {', '.join(ordinary)} but the API's own login role>;",
         )
     ]
 
