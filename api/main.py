@@ -10,17 +10,17 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from api import migrations
-from api.auth import TokenVerifier
 from api.config import Settings, get_settings
-from api.db import create_engine
-from api.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_problem, install_error_handlers
-from api.jwks import JwksCache
-from api.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
-from api.observability import RequestLog, configure_logging
-from api.preflight import check_database
-from api.ratelimit import RateLimiter
-from api.shares import DatabaseShares
+from api.database.session import create_engine
+from api.database.shares import DatabaseShares
+from api.edge.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_problem, install_error_handlers
+from api.edge.logs import RequestLog, configure_logging
+from api.edge.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
+from api.identity.jwks import JwksCache
+from api.identity.ratelimit import RateLimiter
+from api.identity.tokens import TokenVerifier
+from api.ops import migrations
+from api.ops.preflight import check_database
 from api.tasks.router import router as tasks_router
 
 DEMO_PAGE_DIR = Path(__file__).resolve().parent.parent / "web"

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from api import migrations
-from api.auth import mint_token
-from api.embedded import start_server
+from api.identity.tokens import mint_token
+from api.ops import migrations
+from api.ops.embedded import start_server
 from bench import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def fodder_rows(admin_url: str, tokens: dict[str, str], count: int) -> list[load
 
 def app_command(app: str, port: int) -> list[str]:
     if app == "project":
-        return [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)]
+        return [sys.executable, "-c", "from api.ops.cli import main; main()", "serve", "--port", str(port)]
     return [
         *(sys.executable, "-m", "uvicorn", "--factory", "bench.baseline_app:create_app"),
         *("--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"),

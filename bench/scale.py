@@ -24,8 +24,8 @@ import psycopg
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
-from api import migrations
-from api.embedded import start_server
+from api.ops import migrations
+from api.ops.embedded import start_server
 from api.tasks.models import TaskSort, TaskStatus
 from api.tasks.pagination import Cursor
 from api.tasks.service import TASK_COLUMNS, ListQuery, _filtered, _hint_owner, _ordered_after_cursor

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.auth import mint_token
-from api.embedded import start_server
+from api.identity.tokens import mint_token
+from api.ops.embedded import start_server
 from bench import load
 from bench.run import (
     DBNAME,

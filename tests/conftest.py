@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from api import migrations
-from api.auth import mint_token
 from api.config import Settings
-from api.embedded import start_server
+from api.identity.tokens import mint_token
 from api.main import create_app
+from api.ops import migrations
+from api.ops.embedded import start_server
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 LOGIN_ROLE = "taskapi_login"  # a non-superuser login role, as on Neon

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-TASKAPI = [sys.executable, "-c", "from api.cli import main; main()"]
+TASKAPI = [sys.executable, "-c", "from api.ops.cli import main; main()"]
 CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "JWT_"))}
 
 

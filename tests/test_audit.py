@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from api.audit import run_audit
+from api.ops.audit import run_audit
 from tests.conftest import LOGIN_ROLE
 from tests.servers import run_taskapi
 

@@ -113,4 +113,3 @@ def test_sigterm_lets_a_request_in_flight_finish(app_url, admin, tmp_path):
         request.join(timeout=10)
     assert result["response"].status_code == 200
     assert admin.execute("select title from tasks").fetchall() == [("after",)]
-

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api import cli
 from api.config import Settings, get_settings
-from api.db import create_engine
+from api.database.session import create_engine
+from api.edge.middleware import DEMO_PAGE_CSP, JSON_ONLY_CSP
 from api.main import create_app
-from api.middleware import DEMO_PAGE_CSP, JSON_ONLY_CSP
+from api.ops import cli
 from api.tasks import service
 from tests.api.support import assert_problem, task_url, tasks_url
 from tests.conftest import JWT_SECRET, bearer, create_task, make_settings

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.database.shares import DatabaseShares, ShareExceeded
 from api.main import create_app
-from api.shares import DatabaseShares, ShareExceeded
 from tests.conftest import bearer, create_task, make_settings
 
 WORST_QUERY = "a" * 199 + "b"  # ILIKE '%aaa…ab%' against 'aab' + 'a' * 997: quadratic per row

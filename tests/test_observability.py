@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from api.auth import mint_token
-from api.observability import JsonFormatter, hash_user_id
+from api.edge.logs import JsonFormatter, hash_user_id
+from api.identity.tokens import mint_token
 from tests.conftest import JWT_SECRET, bearer
 
 

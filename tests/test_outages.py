@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api import migrations
-from api.embedded import start_server
 from api.main import create_app
+from api.ops import migrations
+from api.ops.embedded import start_server
 from tests.conftest import LOGIN_ROLE, bearer, create_task, make_settings, url_for
 
 BUDGET = 2.0  # seconds the API may spend connecting before it answers 503

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from api.migrations import PROJECT_ROOT
+from api.ops.migrations import PROJECT_ROOT
 
 SQL_TESTS = sorted(str(path) for path in (PROJECT_ROOT / "db" / "tests").glob("*.sql"))
 ISOLATION_TEST = str(PROJECT_ROOT / "db" / "tests" / "02_isolation.sql")

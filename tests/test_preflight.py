@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.preflight import PreflightError
+from api.ops.preflight import PreflightError
 from tests.conftest import make_settings, url_for
 
 

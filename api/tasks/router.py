@@ -6,8 +6,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from api.db import Transaction
-from api.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
+from api.database.session import Transaction
+from api.edge.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
 from api.tasks import service
 from api.tasks.etags import EntityTags, etag
 from api.tasks.models import (

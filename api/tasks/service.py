@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from api.db import RequestTransaction
-from api.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
+from api.database.session import RequestTransaction
+from api.edge.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
 from api.tasks.etags import EntityTags
 from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 
 import api.tasks.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.config import get_settings
-from api.embedded import embedded_database_url
+from api.ops.embedded import embedded_database_url
 
 DB_DIR = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.db import create_engine
+from api.database.session import create_engine
 from api.main import create_app
 from tests.api.live import LiveServer, live_server, warm_up
 from tests.conftest import make_settings

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import api.jwks
+import api.identity.jwks
 from tests.auth.support import (
     ALICE,
     SigningKey,
@@ -28,7 +28,7 @@ def clock(monkeypatch):
     """The JWKS cache's monotonic clock, moved forward by hand (time elsewhere is untouched)."""
     offset = SimpleNamespace(seconds=0.0)
     fake_time = SimpleNamespace(monotonic=lambda: time.monotonic() + offset.seconds)
-    monkeypatch.setattr(api.jwks, "time", fake_time)
+    monkeypatch.setattr(api.identity.jwks, "time", fake_time)
     return offset
 
 

@@ -7,7 +7,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-import api.auth
+import api.identity.tokens
 from api.main import create_app
 from tests.conftest import JWT_SECRET, make_settings
 
@@ -24,7 +24,7 @@ def decodes(monkeypatch) -> list[str]:
         calls.append(token)
         return real_decode(token, *args, **kwargs)
 
-    monkeypatch.setattr(api.auth.jwt, "decode", counting_decode)
+    monkeypatch.setattr(api.identity.tokens.jwt, "decode", counting_decode)
     return calls
 
 
@@ -32,7 +32,7 @@ def decodes(monkeypatch) -> list[str]:
 def clock(monkeypatch) -> SimpleNamespace:
     """The cache's wall clock (it compares with `exp`), moved forward by hand."""
     offset = SimpleNamespace(seconds=0.0)
-    monkeypatch.setattr(api.auth, "time", SimpleNamespace(time=lambda: time.time() + offset.seconds))
+    monkeypatch.setattr(api.identity.tokens, "time", SimpleNamespace(time=lambda: time.time() + offset.seconds))
     return offset
 
 
@@ -88,7 +88,7 @@ def test_a_refused_token_is_never_remembered(app_url, decodes):
 
 
 def test_the_cache_is_bounded(app_url):
-    cache = api.auth.VerifiedTokens(max_age_seconds=60, max_entries=3)
+    cache = api.identity.tokens.VerifiedTokens(max_age_seconds=60, max_entries=3)
     for n in range(5):
         cache.remember(f"token-{n}", f"user-{n}", expires_at=time.time() + 600, generation=0)
     assert [cache.subject(f"token-{n}", generation=0) for n in range(5)] == [None, None, "user-2", "user-3", "user-4"]

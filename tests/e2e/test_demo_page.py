@@ -22,7 +22,7 @@ import httpx
 import psycopg
 import pytest
 
-from api.auth import mint_token
+from api.identity.tokens import mint_token
 from tests.conftest import JWT_SECRET, bearer
 from tests.servers import serving
 

@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi
 
-from api.auth import mint_token
+from api.identity.tokens import mint_token
 from api.main import create_app
 from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskSort
 from api.tasks.pagination import Cursor

@@ -10,13 +10,13 @@ import psycopg
 import uvicorn
 from pydantic import ValidationError
 
-from api import migrations
-from api.audit import SEVERITIES, render_text, run_audit
-from api.auth import is_valid_user_id, mint_token
 from api.config import Settings, get_settings
-from api.db import create_engine
-from api.embedded import embedded_database_url, embedded_jwt_secret
-from api.preflight import PreflightError, check_database
+from api.database.session import create_engine
+from api.identity.tokens import is_valid_user_id, mint_token
+from api.ops import migrations
+from api.ops.audit import SEVERITIES, render_text, run_audit
+from api.ops.embedded import embedded_database_url, embedded_jwt_secret
+from api.ops.preflight import PreflightError, check_database
 
 
 def _database_url(settings: Settings) -> str:

@@ -4,7 +4,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import APP_ROLE, IDENTITY_SQL
+from api.database.session import APP_ROLE, IDENTITY_SQL
 
 _NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
 _SCHEMA_VERSION = "select version_num from alembic_version"

@@ -11,9 +11,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response
+from api.edge.errors import problem_response
 
-logger = logging.getLogger("api.errors")
+logger = logging.getLogger("api.edge.errors")
 
 JSON_MEDIA_TYPES = ("application/json",)
 METHODS_WITH_JSON_BODIES = {"POST", "PUT", "PATCH"}

@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import Compiled
 
-from api.auth import CurrentUserId
 from api.config import Settings
-from api.errors import TooManyRequests
-from api.shares import DatabaseShares, ShareExceeded
+from api.database.shares import DatabaseShares, ShareExceeded
+from api.edge.errors import TooManyRequests
+from api.identity.tokens import CurrentUserId
 
-logger = logging.getLogger("api.db")
+logger = logging.getLogger("api.database.session")
 
 APP_ROLE = "app_user"
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import jwt
 
-logger = logging.getLogger("api.jwks")
+logger = logging.getLogger("api.identity.jwks")
 
 MAX_JWKS_BYTES = 64 * 1024
 # Symmetric keys never come from a JWKS: that is how HS256-with-a-public-key confusion starts.

@@ -14,9 +14,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS, Settings
-from api.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
-from api.jwks import JwksCache, KeysUnavailable
-from api.ratelimit import RateLimiter
+from api.edge.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from api.identity.jwks import JwksCache, KeysUnavailable
+from api.identity.ratelimit import RateLimiter
 
 DEFAULT_HMAC_ALGORITHM = "HS256"
 MAX_SUBJECT_LENGTH = 255

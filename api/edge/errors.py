@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-logger = logging.getLogger("api.errors")
+logger = logging.getLogger("api.edge.errors")
 
 PROBLEM_JSON = "application/problem+json"
 
