@@ -11,13 +11,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install-test-tools.sh
-	$(BIN)/ruff check api tests db bench
-	$(BIN)/ruff format --check api tests db bench
+	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check api tests db bench
 	$(BIN)/ruff format --check api tests db bench
+	$(BIN)/mypy
 
 install: $(STAMP)
 

@@ -1,26 +1,22 @@
-"""The application factory: settings, the database engine, routes and error handling."""
+"""The application factory: the app-wide services, the edge, the routes and error handling."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api.config import Settings, get_settings
-from api.database.session import create_engine
-from api.database.shares import DatabaseShares
 from api.edge.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_problem, install_error_handlers
 from api.edge.logs import RequestLog, configure_logging
-from api.edge.middleware import RequestLimits, SecurityHeaders, UnexpectedErrors
-from api.identity.jwks import JwksCache
-from api.identity.ratelimit import RateLimiter
-from api.identity.tokens import TokenVerifier
+from api.edge.middleware import RequestLimits, ResponseHeaders, UnexpectedErrors
 from api.ops import migrations
 from api.ops.preflight import check_database
+from api.state import Services
 from api.tasks.router import router as tasks_router
 
 DEMO_PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -49,46 +45,31 @@ row-level-security policies; errors are RFC 9457 problem details.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if settings.database_url is None:
-        raise RuntimeError("DATABASE_URL is not set (`taskapi serve` sets up the embedded one)")
     if settings.jwt_secret is None and settings.jwt_jwks_url is None:
         raise RuntimeError("set JWT_SECRET (at least 32 bytes), JWT_JWKS_URL, or both")
-    jwks = _jwks_cache(settings)
+    services = Services.from_settings(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = create_engine(settings.database_url, settings)
-        app.state.read_engine = (
-            create_engine(settings.database_read_url, settings) if settings.database_read_url else None
-        )
-        engines = [engine for engine in (app.state.engine, app.state.read_engine) if engine is not None]
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            for engine in engines:
-                await check_database(engine, expected_revision=migrations.head_revision())
-            if jwks is not None:
-                await jwks.start()
+            for database in services.databases:
+                await check_database(database.engine, expected_revision=migrations.head_revision())
+            if services.jwks is not None:
+                await services.jwks.start()
             yield
         finally:
-            for engine in engines:
-                await engine.dispose()
+            for database in services.databases:
+                await database.stop()
 
     # No trailing-slash redirects: Starlette would build their Location from the Host header.
     app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False)
-    app.state.settings = settings
-    app.state.read_engine = None
-    app.state.token_verifier = TokenVerifier(settings, jwks)
-    app.state.database_shares = DatabaseShares(
-        per_user=settings.connections_per_user, wait_seconds=settings.db_pool_timeout_seconds
-    )
-    app.state.rate_limiter = (
-        RateLimiter(limit=settings.rate_limit_per_minute, window_seconds=60) if settings.rate_limit_per_minute else None
-    )
+    app.state.services = services
     configure_logging(settings.log_format)
     # Added last runs first: the request log and id, CORS, headers on every answer, limits
     # before anything is parsed, and innermost the answer to a bug, so it passes all of them.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(ResponseHeaders)
     if settings.allowed_origins:
         # Outside the limits, so a browser can read every answer, 413 and 429 included.
         app.add_middleware(
@@ -116,9 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=dict[str, str],
         responses={503: documented_problem("The database is unreachable", RETRY_AFTER_HEADER)},
     )
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz() -> JSONResponse:
         try:
-            async with request.app.state.engine.connect() as connection:
+            async with services.primary.engine.connect() as connection:
                 await connection.execute(text("select 1"))
         except Exception:
             raise ServiceUnavailable("the database is unreachable", retry_after_seconds=2) from None
@@ -128,14 +109,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/demo", StaticFiles(directory=DEMO_PAGE_DIR, html=True), name="demo")
 
     return app
-
-
-def _jwks_cache(settings: Settings) -> JwksCache | None:
-    if settings.jwt_jwks_url is None:
-        return None
-    return JwksCache(
-        settings.jwt_jwks_url,
-        min_refresh_seconds=settings.jwt_jwks_min_refresh_seconds,
-        max_age_seconds=settings.jwt_jwks_max_age_seconds,
-        timeout_seconds=settings.jwt_jwks_timeout_seconds,
-    )

@@ -28,7 +28,8 @@ from api.ops import migrations
 from api.ops.embedded import start_server
 from api.tasks.models import TaskSort, TaskStatus
 from api.tasks.pagination import Cursor
-from api.tasks.service import TASK_COLUMNS, ListQuery, _filtered, _hint_owner, _ordered_after_cursor
+from api.tasks.queries import ListQuery
+from api.tasks.service import TASK_COLUMNS, _filtered, _hint_owner, _ordered_after_cursor
 
 HEAVY_USER = "heavy"
 PAGE_SIZE = 100

@@ -1,6 +1,5 @@
 """Typed errors and the one place that renders every error as RFC 9457 problem details."""
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -11,11 +10,11 @@ from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-logger = logging.getLogger("api.edge.errors")
+from api.database.errors import Failure, classify
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -29,10 +28,6 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
-
-
-class BadRequest(AppError):
-    status = HTTPStatus.BAD_REQUEST
 
 
 class Unauthorized(AppError):
@@ -179,22 +174,16 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
     return any(error.get("type") == "json_invalid" for error in exc.errors())
 
 
-# SQLSTATEs that mean "the database cannot serve this right now", not "the input is bad":
-# connection exceptions, shutdowns and terminated backends, resource limits, statement or lock
-# timeouts, and serialization failures or deadlocks still failing after the replays.
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53", "57014", "55P03", "40001", "40P01")
-
-
-def _database_error_response(original: BaseException | None, *, connection_lost: bool = False) -> JSONResponse:
-    sqlstate = getattr(original, "sqlstate", None) or ""
-    if isinstance(original, pg_errors.CheckViolation | pg_errors.DataError):
+def _database_failure(exc: BaseException) -> JSONResponse:
+    """A database failure as its answer; a bug is raised on, for UnexpectedErrors to answer."""
+    failure = classify(exc)
+    if failure is Failure.BAD_VALUE:
         return problem_response(422, "a value is outside what a task can hold")
-    # An OperationalError without SQLSTATE: the server never answered (refused, unreachable, lost).
-    unreachable = isinstance(original, pg_errors.OperationalError) and not sqlstate
-    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or connection_lost or unreachable:
-        return _render(ServiceUnavailable("the database is unavailable, retry shortly"))
-    logger.error("database error %s (%s)", type(original).__name__, sqlstate, exc_info=original)
-    return problem_response(500, "internal error")
+    if failure is Failure.POOL_TIMEOUT:
+        return _render(ServiceUnavailable("the server is busy, retry shortly"))
+    if failure is Failure.BUG:
+        raise exc
+    return _render(ServiceUnavailable("the database is unavailable, retry shortly"))
 
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -232,18 +221,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
-    async def wrapped_database_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        return _database_error_response(exc.orig, connection_lost=exc.connection_invalidated)
-
     @app.exception_handler(pg_errors.Error)
-    async def database_error(_: Request, exc: pg_errors.Error) -> JSONResponse:
-        return _database_error_response(exc)
-
-    @app.exception_handler(SQLAlchemyTimeoutError)
-    async def pool_exhausted(_: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
-        return _render(ServiceUnavailable("the server is busy, retry shortly"))
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error", exc_info=exc)
-        return problem_response(500, "internal error")
+    @app.exception_handler(PoolTimeoutError)
+    async def database_failure(_: Request, exc: Exception) -> JSONResponse:
+        return _database_failure(exc)

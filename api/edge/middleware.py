@@ -1,19 +1,23 @@
 """The edge: limits and headers applied to every request before any route runs.
 
 Pure ASGI middleware, so the body limit counts the bytes actually received (a lying or
-absent `Content-Length` changes nothing) and rejects before the body is buffered.
+absent `Content-Length` changes nothing) and rejects before the body is buffered. Each
+middleware is an `HttpMiddleware`: it sees HTTP requests only, and edits a response's headers
+through `on_response_start`.
 """
 
 import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.edge.errors import problem_response
 
-logger = logging.getLogger("api.edge.errors")
+logger = logging.getLogger("api.edge")
 
 JSON_MEDIA_TYPES = ("application/json",)
 METHODS_WITH_JSON_BODIES = {"POST", "PUT", "PATCH"}
@@ -33,6 +37,44 @@ DEMO_PAGE_CSP = (
     "default-src 'self'; connect-src 'self' http: https:; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# Where a dependency leaves headers for whatever answer its request gets (see add_response_headers).
+_ADDED_HEADERS = "added_response_headers"
+
+
+class HttpMiddleware:
+    """A pure ASGI middleware for HTTP requests; anything else (lifespan) passes straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+def on_response_start(send: Send, edit: Callable[[Message], None]) -> Send:
+    """`send`, with `edit` applied to the message that starts the response (status, headers)."""
+
+    async def edited(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            edit(message)
+        await send(message)
+
+    return edited
+
+
+def add_response_headers(request: Request, headers: Mapping[str, str]) -> None:
+    """Headers for whatever answer this request gets, an error included.
+
+    A dependency (the rate limit, say) decides them before the route runs; the route may still
+    fail. `ResponseHeaders` adds them to the response, success or problem details alike.
+    """
+    request.scope.setdefault("state", {}).setdefault(_ADDED_HEADERS, {}).update(headers)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -47,17 +89,14 @@ def _is_json(content_type: str) -> bool:
     return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-class RequestLimits:
+class RequestLimits(HttpMiddleware):
     """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
@@ -90,60 +129,46 @@ class RequestLimits:
         await problem_response(status, detail, headers=headers)(scope, receive, send)
 
 
-class SecurityHeaders:
-    """Headers fit for a JSON API; authenticated answers are never cached."""
+class ResponseHeaders(HttpMiddleware):
+    """Headers fit for a JSON API on every answer (authenticated ones are never cached), and the
+    headers dependencies left with `add_response_headers`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         never_cache = path.startswith("/api/") or "authorization" in Headers(scope=scope)
         csp = DEMO_PAGE_CSP if path.startswith(DEMO_PATH) else None if path.startswith(DOCS_PATHS) else JSON_ONLY_CSP
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if csp:
-                    headers.setdefault("Content-Security-Policy", csp)
-                if never_cache:
-                    headers["Cache-Control"] = "no-store"
-                for name, value in scope.get("state", {}).get("response_headers", {}).items():
-                    headers.setdefault(name, value)
-            await send(message)
+        def add_headers(message: Message) -> None:
+            headers = MutableHeaders(scope=message)
+            for name, value in SECURITY_HEADERS.items():
+                headers.setdefault(name, value)
+            if csp:
+                headers.setdefault("Content-Security-Policy", csp)
+            if never_cache:
+                headers["Cache-Control"] = "no-store"
+            for name, value in scope.get("state", {}).get(_ADDED_HEADERS, {}).items():
+                headers.setdefault(name, value)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, on_response_start(send, add_headers))
 
 
-class UnexpectedErrors:
-    """A bug's 500 as problem details, rendered inside the other middlewares.
+class UnexpectedErrors(HttpMiddleware):
+    """A bug's 500 as problem details: the one place an unexpected error is answered.
 
     Starlette answers an unhandled exception from its outermost layer, outside CORS, the
     security headers and the request id, so a browser could not even read that it failed.
     Installed innermost, this answers first, and every layer above still adds its headers.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
 
-        async def tracking_send(message: Message) -> None:
+        def note_start(_: Message) -> None:
             nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+            response_started = True
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, on_response_start(send, note_start))
         except Exception as exc:
             if response_started:
                 raise  # too late for another answer; the server closes the connection

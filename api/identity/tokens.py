@@ -1,4 +1,4 @@
-"""Bearer-token authentication: a pure dependency that never touches the database.
+"""Bearer tokens: who is calling, decided without touching the database.
 
 Tokens are verified with a shared HS256 secret, with an identity provider's public keys
 (JWKS: Better Auth, Neon Auth, Supabase, ...), or with either. The algorithm allowed for a
@@ -7,23 +7,17 @@ token is decided by our configuration and the key's type, never by the token its
 
 import math
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS, Settings
-from api.edge.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from api.edge.errors import ServiceUnavailable, Unauthorized
 from api.identity.jwks import JwksCache, KeysUnavailable
-from api.identity.ratelimit import RateLimiter
 
 DEFAULT_HMAC_ALGORITHM = "HS256"
 MAX_SUBJECT_LENGTH = 255
 MAX_TOKEN_LENGTH = 8192
-
-# Declares the bearer scheme in OpenAPI; errors are produced below, in our own words.
-bearer_scheme = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the user id.")
 
 # PyJWT's exceptions, most specific first, and the short reason a client is told.
 _REASONS: list[tuple[type[Exception], str]] = [
@@ -128,19 +122,21 @@ class TokenVerifier:
             raise Unauthorized("malformed token") from None
         if "crit" in header:
             raise Unauthorized("unsupported critical header")  # we implement no extensions
-        algorithm = header.get("alg")
-        kid = header.get("kid")
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or not self._allows(algorithm):
+            raise Unauthorized("algorithm not allowed")
         key = await self._key_for(algorithm, kid)
         try:
             claims = self._decode(token, key, algorithm)
         except BadSignature:
             # Perhaps the provider replaced the key under the same kid: one rate-limited refetch.
-            replacement = await self.jwks.replacement_for(kid) if isinstance(key, jwt.PyJWK) and self.jwks else None
+            named = kid if isinstance(kid, str) else None
+            replacement = await self.jwks.replacement_for(named) if isinstance(key, jwt.PyJWK) and self.jwks else None
             if replacement is None or replacement.algorithm_name != algorithm:
                 raise
             claims = self._decode(token, replacement, algorithm)
         subject = claims.get("sub")
-        if not is_valid_user_id(subject):
+        if not isinstance(subject, str) or not is_valid_user_id(subject):
             raise Unauthorized("invalid subject")
         self.verified.remember(token, subject, expires_at=claims["exp"], generation=generation)
         return subject
@@ -150,9 +146,8 @@ class TokenVerifier:
             return algorithm in self.explicit_algorithms
         return algorithm == DEFAULT_HMAC_ALGORITHM or algorithm in PUBLIC_KEY_ALGORITHMS
 
-    async def _key_for(self, algorithm: object, kid: object) -> Any:
-        if not isinstance(algorithm, str) or not self._allows(algorithm):
-            raise Unauthorized("algorithm not allowed")
+    async def _key_for(self, algorithm: str, kid: object) -> str | jwt.PyJWK:
+        """The secret, or the provider's key named `kid`, for this (allowed) algorithm."""
         if algorithm in HMAC_ALGORITHMS and self.secret is not None:
             return self.secret
         if algorithm in PUBLIC_KEY_ALGORITHMS and self.jwks is not None:
@@ -172,7 +167,7 @@ class TokenVerifier:
             return key
         raise Unauthorized("algorithm not allowed")
 
-    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+    def _decode(self, token: str, key: str | jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -196,50 +191,3 @@ class TokenVerifier:
             if name in claims and not _is_numeric_date(claims[name]):
                 raise Unauthorized(f"invalid {name} claim")
         return claims
-
-
-async def token_subject(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> str:
-    """The verified `sub` of the request's bearer token."""
-    if credentials is None:
-        if "authorization" not in request.headers:
-            raise Unauthorized("missing bearer token", error=None)
-        raise Unauthorized("expected 'Authorization: Bearer <token>'", error="invalid_request")
-    verifier: TokenVerifier = request.app.state.token_verifier
-    return await verifier.subject(credentials.credentials)
-
-
-PathUserId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=MAX_SUBJECT_LENGTH,
-        description="The owner of the tasks; must equal the token's `sub`.",
-        examples=["user_2x7mQ"],
-    ),
-]
-
-
-async def current_user_id(
-    request: Request, user_id: PathUserId, subject: Annotated[str, Depends(token_subject)]
-) -> str:
-    """The caller's id, once the token is valid, names the user in the path, and is in budget.
-
-    `async` though it awaits nothing: FastAPI runs a plain `def` dependency in a thread pool,
-    and the hop there and back costs more than the work."""
-    request.state.user_id = subject  # for the request log, which hashes it
-    if user_id != subject:
-        raise Forbidden("the token does not belong to this user")
-    limiter: RateLimiter | None = request.app.state.rate_limiter
-    if limiter is not None:
-        verdict = limiter.hit(subject)
-        headers = verdict.headers(limiter.window_seconds)
-        if not verdict.allowed:
-            raise TooManyRequests("too many requests; slow down", headers=headers)
-        request.state.response_headers = headers
-    return subject
-
-
-CurrentUserId = Annotated[str, Depends(current_user_id)]

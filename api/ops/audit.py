@@ -9,9 +9,10 @@ import json
 from dataclasses import asdict, dataclass, field
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
-APP_ROLE = "app_user"
+from api.database.session import APP_ROLE, IDENTITY_SQL, identity
+
 SEVERITIES = ["low", "medium", "high", "critical"]
 COMMANDS = ["SELECT", "INSERT", "UPDATE", "DELETE"]
 OWNER_EXPRESSION = "user_id = (select app.current_user_id())"
@@ -49,7 +50,7 @@ class Table:
 class Report:
     database: str
     tables: list[Table]
-    roles: list[dict]
+    roles: list[DictRow]
     app_user_members: list[str]
     # Every login role that can act as app_user (and so as any user), superusers included.
     app_user_login_members: list[str]
@@ -250,7 +251,7 @@ def _policy_findings(table: Table) -> list[Finding]:
     return findings
 
 
-def _role_findings(app_role: dict | None) -> list[Finding]:
+def _role_findings(app_role: DictRow | None) -> list[Finding]:
     if app_role is None:
         return [Finding("critical", APP_ROLE, "the role does not exist", "taskapi migrate")]
     findings = []
@@ -272,7 +273,7 @@ def _role_findings(app_role: dict | None) -> list[Finding]:
     return findings
 
 
-def _impersonation_findings(login_members: list[dict]) -> list[Finding]:
+def _impersonation_findings(login_members: list[DictRow]) -> list[Finding]:
     """More than one ordinary login role that can act as app_user: each can read anyone's tasks.
 
     Superusers and the tables' owners are left out: they can read every row anyway.
@@ -291,7 +292,7 @@ def _impersonation_findings(login_members: list[dict]) -> list[Finding]:
     ]
 
 
-def _search_path_findings(functions: list[dict]) -> list[Finding]:
+def _search_path_findings(functions: list[DictRow]) -> list[Finding]:
     return [
         Finding(
             "medium",
@@ -320,7 +321,7 @@ def _statistics_findings(readable_views: list[str]) -> list[Finding]:
     ]
 
 
-def _public_grant_findings(grants: list[dict]) -> list[Finding]:
+def _public_grant_findings(grants: list[DictRow]) -> list[Finding]:
     return [
         Finding(
             "high",
@@ -332,7 +333,9 @@ def _public_grant_findings(grants: list[dict]) -> list[Finding]:
     ]
 
 
-def _fail_closed_findings(conn: psycopg.Connection, tables: list[Table], app_role_exists: bool) -> list[Finding]:
+def _fail_closed_findings(
+    conn: psycopg.Connection[DictRow], tables: list[Table], app_role_exists: bool
+) -> list[Finding]:
     """As app_user with no user set, nothing may be visible. Probed, then rolled back."""
     if not app_role_exists:
         return []
@@ -340,8 +343,9 @@ def _fail_closed_findings(conn: psycopg.Connection, tables: list[Table], app_rol
     for table in (t for t in tables if t.holds_user_data and t.rls_enabled):
         try:
             with conn.transaction(force_rollback=True):
-                conn.execute("select set_config('role', %s, true), set_config('app.user_id', '', true)", (APP_ROLE,))
-                visible = conn.execute(f"select count(*) as n from {table.name}").fetchone()["n"]
+                conn.execute(IDENTITY_SQL, identity("", statement_timeout_ms=10_000, lock_timeout_ms=10_000))
+                [row] = conn.execute(f"select count(*) as n from {table.name}").fetchall()
+                visible = row["n"]
         except psycopg.Error:
             continue  # no privilege to probe: the grants section shows why
         if visible:

@@ -5,13 +5,14 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
 import psycopg
 import uvicorn
 from pydantic import ValidationError
 
 from api.config import Settings, get_settings
-from api.database.session import create_engine
+from api.database.engine import Database
 from api.identity.tokens import is_valid_user_id, mint_token
 from api.ops import migrations
 from api.ops.audit import SEVERITIES, render_text, run_audit
@@ -42,11 +43,32 @@ def migrate(_: argparse.Namespace) -> None:
 
 
 async def _preflight(url: str, settings: Settings) -> None:
-    engine = create_engine(url, settings)
+    database = Database(url, settings)
     try:
-        await check_database(engine, expected_revision=migrations.head_revision())
+        await check_database(database.engine, expected_revision=migrations.head_revision())
     finally:
-        await engine.dispose()
+        await database.stop()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `taskapi serve` hands its server processes (the environment they read their
+    settings from) and tells its user."""
+
+    environment: dict[str, str]
+    banner: str
+
+
+def plan_launch(settings: Settings, *, database_url: str, jwt_secret: str | None, base_url: str) -> Launch:
+    """The launch for these settings, once the database and the secret are known."""
+    environment = {"DATABASE_URL": database_url}
+    if jwt_secret is not None:
+        environment["JWT_SECRET"] = jwt_secret
+    if settings.embedded and settings.demo_page is None:
+        environment["DEMO_PAGE"] = "true"  # local use: the demo page is on
+    serves_demo_page = settings.serves_demo_page  # true for the embedded database unless DEMO_PAGE says no
+    demo = f", demo page: {base_url}/demo/" if serves_demo_page else ""
+    return Launch(environment, f"taskapi serving on {base_url}  (docs: {base_url}/docs{demo})")
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -59,16 +81,12 @@ def serve(args: argparse.Namespace) -> None:
         asyncio.run(_preflight(url, settings))
     except PreflightError as exc:
         raise SystemExit(f"refusing to start: {exc}") from None
-    # The app reads its settings from the environment, in this process and in any worker.
-    os.environ["DATABASE_URL"] = url
-    if secret is not None:
-        os.environ["JWT_SECRET"] = secret
-    if settings.embedded and settings.demo_page is None:
-        os.environ["DEMO_PAGE"] = "true"  # local use: the demo page is on
-    get_settings.cache_clear()
     base = f"http://{args.host}:{args.port}"
-    demo = f", demo page: {base}/demo/" if get_settings().serves_demo_page else ""
-    print(f"taskapi serving on {base}  (docs: {base}/docs{demo})", flush=True)
+    launch = plan_launch(settings, database_url=url, jwt_secret=secret, base_url=base)
+    # The app reads its settings from the environment, in this process and in any worker.
+    os.environ.update(launch.environment)
+    get_settings.cache_clear()
+    print(launch.banner, flush=True)
     if settings.embedded and secret is not None:
         _print_example(base, secret, settings)
     # uvicorn re-raises SIGTERM after a graceful shutdown; turning it into SystemExit lets exit

@@ -4,28 +4,34 @@ pgserver copes with running as root (it runs postgres as a dedicated system user
 works in CI containers too.
 """
 
+from __future__ import annotations
+
 import secrets
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
+
 DATABASE_NAME = "taskapi"
-_servers: dict[Path, Any] = {}  # handles kept alive for the life of the process
+_servers: dict[Path, PostgresServer] = {}  # handles kept alive for the life of the process
 
 
-def start_server(pgdata: Path, *, cleanup_mode: str | None = "stop"):
+def start_server(pgdata: Path, *, cleanup_mode: str | None = "stop") -> PostgresServer:
     """Start (or reuse) a pgserver PostgreSQL in `pgdata`; it stops when this process exits."""
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir it does not need; CI has none.
         warnings.simplefilter("ignore")
-        import pgserver  # imported lazily: production deployments never start it
+        # Imported lazily: production deployments never start it.
+        from pgserver.postgres_server import get_server
 
     pgdata = pgdata.resolve()
     if pgdata not in _servers:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+        _servers[pgdata] = get_server(pgdata, cleanup_mode=cleanup_mode)
     return _servers[pgdata]
 
 

@@ -1,12 +1,14 @@
 """Checks run before serving: refuse to start on a database where isolation would not hold."""
 
+from typing import Any, cast
+
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database.session import APP_ROLE, IDENTITY_SQL
+from api.database.session import APP_ROLE, IDENTITY_SQL, identity
 
-_NOBODY = {"user_id": "", "statement_timeout": "10000", "lock_timeout": "10000"}
+_NOBODY = identity("", statement_timeout_ms=10_000, lock_timeout_ms=10_000)
 _SCHEMA_VERSION = "select version_num from alembic_version"
 # Every table app_user reads or writes; each must be protected by forced RLS.
 PROTECTED_TABLES = ("tasks", "idempotency_keys")
@@ -29,7 +31,8 @@ class PreflightError(RuntimeError):
 
 async def check_database(engine: AsyncEngine, *, expected_revision: str | None) -> None:
     async with engine.connect() as connection:
-        driver: psycopg.AsyncConnection = (await connection.get_raw_connection()).driver_connection
+        raw = await connection.get_raw_connection()
+        driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
         async with driver.transaction(force_rollback=True):
             try:
                 # Set up exactly as a request is: the effective role below is the one requests use.
@@ -55,16 +58,16 @@ async def check_database(engine: AsyncEngine, *, expected_revision: str | None) 
         raise PreflightError("row-level security would not hold: " + "; ".join(problems))
 
 
-async def _schema_version(driver: psycopg.AsyncConnection) -> str | None:
+async def _schema_version(driver: psycopg.AsyncConnection[Any]) -> str | None:
     try:
         async with driver.transaction():  # a savepoint: a missing table must not end the check
             row = await (await driver.execute(_SCHEMA_VERSION)).fetchone()
     except psycopg.Error:
         return None
-    return row[0] if row else None
+    return str(row[0]) if row else None
 
 
-def _role_problems(facts) -> list[str]:
+def _role_problems(facts: DictRow) -> list[str]:
     """What is wrong with the effective role itself (the same on every row of facts)."""
     problems = []
     if facts["superuser"]:
@@ -74,7 +77,7 @@ def _role_problems(facts) -> list[str]:
     return problems
 
 
-def _table_problems(facts) -> list[str]:
+def _table_problems(facts: DictRow) -> list[str]:
     problems = []
     table = facts["table_name"]
     if facts["owns_table"]:

@@ -31,7 +31,8 @@ class EntityTags:
             return cls(any=True)
         if not _TAG_LIST.fullmatch(field):
             return cls(any=False)
-        strong, weak = set(), set()
+        strong: set[int] = set()
+        weak: set[int] = set()
         for is_weak, opaque in _MEMBER.findall(field):
             version = _version(opaque)
             if version is not None:

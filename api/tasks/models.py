@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Identity,
     Index,
     SmallInteger,
+    Table,
     Text,
     text,
 )
@@ -120,6 +121,10 @@ class Task(SQLModel, table=True):
     version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False, server_default=text("1")))
 
 
+# The table itself, for SQL Core statements.
+TASKS: Table = Task.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
+
+
 class IdempotencyKey(SQLModel, table=True):
     """A POST's Idempotency-Key and the answer it got, kept until `expires_at` (RLS like tasks)."""
 
@@ -134,7 +139,7 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str = Field(sa_column=Column(Text, nullable=False))
     # Both null only inside the transaction that claimed the key.
     response_status: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
-    response_body: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    response_body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
@@ -142,16 +147,14 @@ class IdempotencyKey(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class _ClientInput(SQLModel):
+class _ClientInput(BaseModel):
     # The owner and the bookkeeping fields come from the server, never from the body.
     model_config = ConfigDict(extra="forbid")
 
 
 class TaskCreate(_ClientInput):
-    title: Title = Field(min_length=1, max_length=TITLE_MAX, schema_extra={"examples": ["Buy milk"]})
-    description: Description = Field(
-        default=None, max_length=DESCRIPTION_MAX, schema_extra={"examples": ["2 litres, oat"]}
-    )
+    title: Title = PydanticField(min_length=1, max_length=TITLE_MAX, examples=["Buy milk"])
+    description: Description = PydanticField(default=None, max_length=DESCRIPTION_MAX, examples=["2 litres, oat"])
     completed: StrictBool = False
 
     model_config = ConfigDict(
@@ -163,10 +166,10 @@ class TaskCreate(_ClientInput):
 class TaskUpdate(_ClientInput):
     """PUT body: `title` is required; absent optional fields are left unchanged."""
 
-    title: Title = Field(min_length=1, max_length=TITLE_MAX)
-    description: Description = Field(default=None, max_length=DESCRIPTION_MAX)
+    title: Title = PydanticField(min_length=1, max_length=TITLE_MAX)
+    description: Description = PydanticField(default=None, max_length=DESCRIPTION_MAX)
     # Absent: unchanged. An explicit null is not a boolean, so it is rejected (422), not stored.
-    completed: StrictBool = Field(default=None)
+    completed: StrictBool = PydanticField(default=None)  # type: ignore[assignment]  # absent, never null
 
     model_config = ConfigDict(
         extra="forbid",
@@ -247,7 +250,7 @@ class TaskSort(_PublishedEnum):
     newest_first = "-created"
     updated = "updated"
     recently_updated_first = "-updated"
-    title = "title"
+    by_title = "title"  # not `title`: that would hide str.title
     title_descending = "-title"
 
     @property

@@ -4,23 +4,15 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, WithJsonSchema
 
-from api.database.session import Transaction
+from api.deps import AppSettings, RateLimited, Transaction
 from api.edge.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
 from api.tasks import service
 from api.tasks.etags import EntityTags, etag
-from api.tasks.models import (
-    BIGINT_MAX,
-    StorableText,
-    TaskCompletion,
-    TaskCreate,
-    TaskRead,
-    TaskSort,
-    TaskStatus,
-    TaskUpdate,
-)
-from api.tasks.pagination import MAX_CURSOR_LENGTH, Cursor
+from api.tasks.models import BIGINT_MAX, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
+from api.tasks.pagination import Cursor
+from api.tasks.queries import ListQuery
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: documented_problem("Malformed JSON body"),
@@ -38,14 +30,14 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     429: documented_problem("Too many requests from this user; retry after `Retry-After` seconds", RETRY_AFTER_HEADER),
     503: documented_problem("The database is unavailable; retry after `Retry-After` seconds", RETRY_AFTER_HEADER),
 }
-NOT_FOUND = {404: documented_problem("No such task, or it belongs to someone else")}
-JSON_BODY = {415: documented_problem("A body was sent that is not `application/json`")}
-BAD_PRECONDITION = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: documented_problem("No such task, or it belongs to someone else")}
+JSON_BODY: dict[int | str, dict[str, Any]] = {415: documented_problem("A body was sent that is not `application/json`")}
+BAD_PRECONDITION: dict[int | str, dict[str, Any]] = {
     412: documented_problem("`If-Match` names a version that is no longer current; GET the task and retry")
 }
 ETAG_HEADER = {"ETag": documented_header('The task\'s version, quoted (`"3"`): send it back in `If-Match`')}
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
+router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS, dependencies=[RateLimited])
 
 
 def _plain_digits(value: object) -> object:
@@ -60,40 +52,52 @@ TaskId = Annotated[
     Path(ge=1, le=BIGINT_MAX, description="The task's id.", examples=[42]),
     BeforeValidator(_plain_digits),
 ]
+IF_MATCH = (
+    'Change only if the task is still at this version (its `ETag`, e.g. `"3"`), else 412. '
+    "A value naming none of the task's versions (weak, malformed) never matches."
+)
+IF_NONE_MATCH = "Answer 304 Not Modified, without a body, if the task is still at this version."
+IDEMPOTENCY_KEY = (
+    "A unique key per intended creation (e.g. a UUID). Retrying with the same key and body "
+    "replays the first answer and creates nothing; the same key with another body is a 422. "
+    "Keys are per user and remembered for IDEMPOTENCY_KEY_TTL_SECONDS (default 24 h)."
+)
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+
+
+def _optional_header_schema(title: str, description: str, example: str, **constraints: Any) -> WithJsonSchema:
+    """An optional header is absent or a string, never null: its published schema says so."""
+    schema = {"type": "string", **constraints, "description": description, "examples": [example], "title": title}
+    return WithJsonSchema(schema)
+
+
 IfMatch = Annotated[
-    str,  # optional (default None), but never null: a header is absent or a string
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description=(
-            'Change only if the task is still at this version (its `ETag`, e.g. `"3"`), else 412. '
-            "A value naming none of the task's versions (weak, malformed) never matches."
-        ),
-        examples=['"3"'],
-    ),
+    str | None,
+    Header(alias="If-Match", max_length=1024, description=IF_MATCH, examples=['"3"']),
+    _optional_header_schema("If-Match", IF_MATCH, '"3"', maxLength=1024),
 ]
 IfNoneMatch = Annotated[
-    str,  # optional (default None), but never null: a header is absent or a string
-    Header(
-        alias="If-None-Match",
-        max_length=1024,
-        description="Answer 304 Not Modified, without a body, if the task is still at this version.",
-        examples=['"3"'],
-    ),
+    str | None,
+    Header(alias="If-None-Match", max_length=1024, description=IF_NONE_MATCH, examples=['"3"']),
+    _optional_header_schema("If-None-Match", IF_NONE_MATCH, '"3"', maxLength=1024),
 ]
 IdempotencyKey = Annotated[
-    str,  # optional (default None), but never null: a header is absent or a string
+    str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description=(
-            "A unique key per intended creation (e.g. a UUID). Retrying with the same key and body "
-            "replays the first answer and creates nothing; the same key with another body is a 422. "
-            "Keys are per user and remembered for IDEMPOTENCY_KEY_TTL_SECONDS (default 24 h)."
-        ),
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=IDEMPOTENCY_KEY,
         examples=["5f0c8f1e-3b7a-4d2c-9a51-2f8e6c1d0b47"],
+    ),
+    _optional_header_schema(
+        "Idempotency-Key",
+        IDEMPOTENCY_KEY,
+        "5f0c8f1e-3b7a-4d2c-9a51-2f8e6c1d0b47",
+        maxLength=255,
+        minLength=1,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
     ),
 ]
 
@@ -105,36 +109,6 @@ def _if_match(field: str | None) -> EntityTags | None:
 def _with_etag(response: Response, task: TaskRead) -> TaskRead:
     response.headers["ETag"] = etag(task.version)
     return task
-
-
-class ListParams(BaseModel):
-    """Query parameters of the list route."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: TaskStatus = Field(TaskStatus.all, description="Which tasks to include.")
-    sort: TaskSort = Field(TaskSort.newest_first, description="Sort key; a leading `-` means descending.")
-    q: StorableText | None = Field(
-        None,
-        min_length=1,
-        max_length=200,
-        description="Case-insensitive substring of the title or description, taken literally.",
-    )
-    limit: int = Field(50, ge=1, le=100, description="Page size.")
-    cursor: str | None = Field(
-        None, max_length=MAX_CURSOR_LENGTH, description='Opaque cursor from a `Link: rel="next"` header.'
-    )
-
-    @field_validator("cursor")
-    @classmethod
-    def _cursor_fits_sort(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and Cursor.decode(value).sort is not info.data.get("sort"):
-            raise ValueError("cursor was issued for another sort order")
-        return value
-
-    def to_query(self) -> service.ListQuery:
-        cursor = Cursor.decode(self.cursor) if self.cursor is not None else None
-        return service.ListQuery(status=self.status, sort=self.sort, q=self.q, limit=self.limit, cursor=cursor)
 
 
 def _task_location(task: TaskRead) -> str:
@@ -154,13 +128,9 @@ def _task_location(task: TaskRead) -> str:
     },
 )
 async def list_tasks(
-    tx: Transaction,
-    request: Request,
-    response: Response,
-    params: Annotated[ListParams, Query()],
+    tx: Transaction, settings: AppSettings, request: Request, response: Response, query: Annotated[ListQuery, Query()]
 ) -> list[TaskRead]:
-    search_timeout_ms = request.app.state.settings.db_search_timeout_ms
-    page = await service.list_tasks(tx, query=params.to_query(), search_timeout_ms=search_timeout_ms)
+    page = await service.list_tasks(tx, query=query, search_timeout_ms=settings.db_search_timeout_ms)
     if page.next_cursor is not None:
         response.headers["Link"] = f'<{_next_page(request, page.next_cursor)}>; rel="next"'
     return page.tasks
@@ -193,12 +163,12 @@ def _next_page(request: Request, cursor: Cursor) -> str:
     },
 )
 async def create_task(
-    tx: Transaction, request: Request, response: Response, data: TaskCreate, idempotency_key: IdempotencyKey = None
+    tx: Transaction, settings: AppSettings, response: Response, data: TaskCreate, idempotency_key: IdempotencyKey = None
 ) -> TaskRead:
     if idempotency_key is None:
         task = await service.create_task(tx, data=data)
     else:
-        ttl = request.app.state.settings.idempotency_key_ttl_seconds
+        ttl = settings.idempotency_key_ttl_seconds
         once = service.IdempotentCreate(key=idempotency_key, data=data, ttl_seconds=ttl)
         task, replayed = await service.create_task_once(tx, request=once)
         if replayed:

@@ -1,16 +1,17 @@
 """Task operations. No ownership checks here: the row-level-security policies decide which
 rows exist for the caller, so a task of someone else's is simply not found. Each operation is
-one SQL statement, run by the request's transaction (api/db.py) in one round trip."""
+one SQL statement, run by the request's transaction (api/database/session.py) in one round trip."""
 
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from psycopg import errors as pg_errors
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
+    CompoundSelect,
     Delete,
     Select,
     Update,
@@ -29,24 +30,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from api.database.session import RequestTransaction
+from api.database.session import RequestTransaction, Rows
 from api.edge.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
 from api.tasks.etags import EntityTags
-from api.tasks.models import Task, TaskCreate, TaskRead, TaskSort, TaskStatus, TaskUpdate
+from api.tasks.models import TASKS, TaskCreate, TaskRead, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor
+from api.tasks.queries import ListQuery
 
-TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
+TASK_COLUMNS = tuple(TASKS.columns)
 TASK_COLUMN_NAMES = ", ".join(column.name for column in TASK_COLUMNS)
 LIKE_ESCAPE = "\\"
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    status: TaskStatus = TaskStatus.all
-    sort: TaskSort = TaskSort.newest_first
-    q: str | None = None
-    limit: int = 50
-    cursor: Cursor | None = None
 
 
 @dataclass(frozen=True)
@@ -61,35 +54,35 @@ def _literal_substring(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(statement: Select, query: ListQuery) -> Select:
+def _filtered(statement: Select[Any], query: ListQuery) -> Select[Any]:
     if query.status is TaskStatus.pending:
-        statement = statement.where(Task.completed == False)  # noqa: E712 (SQL, not Python)
+        statement = statement.where(TASKS.c.completed.is_(False))
     elif query.status is TaskStatus.completed:
-        statement = statement.where(Task.completed == True)  # noqa: E712
+        statement = statement.where(TASKS.c.completed.is_(True))
     if query.q:
         pattern = _literal_substring(query.q)
         statement = statement.where(
             or_(
-                Task.title.ilike(pattern, escape=LIKE_ESCAPE),  # type: ignore[attr-defined]
-                Task.description.ilike(pattern, escape=LIKE_ESCAPE),  # type: ignore[union-attr]
+                TASKS.c.title.ilike(pattern, escape=LIKE_ESCAPE),
+                TASKS.c.description.ilike(pattern, escape=LIKE_ESCAPE),
             )
         )
     return statement
 
 
-def _hint_owner(statement: Select, user_id: str) -> Select:
+def _hint_owner(statement: Select[Any], user_id: str) -> Select[Any]:
     """Name the owner for the planner, not as a guard (the policy is the guard).
 
     The policy compares with a value the planner cannot see in advance, so it would plan for
     an average user; a user with many tasks would then get a bitmap scan and a sort of all of
     them instead of an index scan that stops after one page.
     """
-    return statement.where(Task.user_id == user_id)
+    return statement.where(TASKS.c.user_id == user_id)
 
 
-def _ordered_after_cursor(statement: Select, query: ListQuery) -> Select:
-    sort_key: ColumnElement = getattr(Task.__table__.c, query.sort.column)  # type: ignore[attr-defined]
-    task_id: ColumnElement = Task.__table__.c.id  # type: ignore[attr-defined]
+def _ordered_after_cursor(statement: Select[Any], query: ListQuery) -> Select[Any]:
+    sort_key = TASKS.c[query.sort.column]
+    task_id = TASKS.c.id
     if query.cursor is not None:
         position = tuple_(sort_key, task_id)
         last_seen = tuple_(literal(query.cursor.key, sort_key.type), literal(query.cursor.id, task_id.type))
@@ -121,7 +114,7 @@ async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout
 
 async def create_task(tx: RequestTransaction, *, data: TaskCreate) -> TaskRead:
     """Insert a task; its owner defaults, in SQL, to the caller."""
-    statement = insert(Task).values(**data.model_dump()).returning(*TASK_COLUMNS)
+    statement = insert(TASKS).values(**data.model_dump()).returning(*TASK_COLUMNS)
     [row] = await tx.run(statement)
     return TaskRead.model_validate(row)
 
@@ -197,7 +190,7 @@ async def create_task_once(tx: RequestTransaction, *, request: IdempotentCreate)
 
 async def get_task(tx: RequestTransaction, *, task_id: int) -> TaskRead:
     """The task, if the caller can see it."""
-    statement = select(*TASK_COLUMNS).where(Task.id == task_id)
+    statement = select(*TASK_COLUMNS).where(TASKS.c.id == task_id)
     return _the_task(await tx.run(statement), task_id)
 
 
@@ -213,28 +206,31 @@ async def set_completion(
     tx: RequestTransaction, *, task_id: int, completed: bool | None, if_match: EntityTags | None = None
 ) -> TaskRead:
     """Set `completed`, or toggle it when no value is given."""
-    value = Task.__table__.c.completed  # type: ignore[attr-defined]
-    changes = {"completed": ~value if completed is None else completed}
+    changes = {"completed": ~TASKS.c.completed if completed is None else completed}
     return await _update(tx, task_id=task_id, changes=changes, if_match=if_match)
 
 
 async def delete_task(tx: RequestTransaction, *, task_id: int, if_match: EntityTags | None = None) -> None:
     """Delete the task, if the caller can see it (and, with If-Match, has seen its latest version)."""
-    statement = delete(Task).where(Task.id == task_id)
+    statement = delete(TASKS).where(TASKS.c.id == task_id)
     _the_task(await tx.run(_guarded(statement, task_id, if_match)), task_id)
 
 
-async def _update(tx: RequestTransaction, *, task_id: int, changes: dict, if_match: EntityTags | None) -> TaskRead:
-    columns = Task.__table__.c  # type: ignore[attr-defined]
+async def _update(
+    tx: RequestTransaction, *, task_id: int, changes: dict[str, Any], if_match: EntityTags | None
+) -> TaskRead:
+    columns = TASKS.c
     # Strictly later than before, even if the clock has not moved.
     touched = func.greatest(func.now(), columns.updated_at + literal_column("interval '1 microsecond'"))
     statement = (
-        update(Task).where(Task.id == task_id).values(**changes, updated_at=touched, version=columns.version + 1)
+        update(TASKS).where(columns.id == task_id).values(**changes, updated_at=touched, version=columns.version + 1)
     )
     return _the_task(await tx.run(_guarded(statement, task_id, if_match)), task_id)
 
 
-def _guarded(statement: Update | Delete, task_id: int, if_match: EntityTags | None) -> Update | Select:
+def _guarded(
+    statement: Update | Delete, task_id: int, if_match: EntityTags | None
+) -> Update | Delete | CompoundSelect[Any]:
     """The statement, changing the task only if its version is one the client names.
 
     With a condition, the statement also returns the task as it stands when nothing was
@@ -246,17 +242,17 @@ def _guarded(statement: Update | Delete, task_id: int, if_match: EntityTags | No
         return statement.returning(*TASK_COLUMNS, literal(True).label("applied"))
     versions = literal(sorted(if_match.strong_versions), ARRAY(BigInteger))
     changed = (
-        statement.where(Task.__table__.c.version == any_(versions))  # type: ignore[attr-defined]
+        statement.where(TASKS.c.version == any_(versions))
         .returning(*TASK_COLUMNS, literal(True).label("applied"))
         .cte("changed")
     )
     unchanged = select(*TASK_COLUMNS, literal(False).label("applied")).where(
-        Task.id == task_id, ~exists(select(changed.c.id))
+        TASKS.c.id == task_id, ~exists(select(changed.c.id))
     )
     return select(changed).union_all(unchanged)
 
 
-def _the_task(rows: list[dict], task_id: int) -> TaskRead:
+def _the_task(rows: Rows, task_id: int) -> TaskRead:
     if not rows:
         raise NotFound(f"task {task_id} not found")
     if not rows[0].get("applied", True):
