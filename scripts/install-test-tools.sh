@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System tools the test suite drives for real: PgBouncer (transaction pooler tests), pgTAP
-# and pg_prove (the DBA's SQL tests in db/tests/), and Chromium (tests/e2e: the demo page in a
+# System tools the test suite drives for real: PgBouncer (transaction pooler tests), Debian's
+# PostgreSQL 15 with pgTAP, and pg_prove (the DBA's SQL tests in db/tests/ run on their own
+# PostgreSQL 15 server, see tests/test_pgtap.py), and Chromium (tests/e2e: the demo page in a
 # real browser, driven by Playwright through /usr/bin/chromium; Playwright never downloads one).
 # Installed from Debian's packages when missing and we are root (as in CI); otherwise the
 # tests that need them say what is missing. Also the npm packages of the Better Auth identity
@@ -16,8 +17,9 @@ fi
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
-# pgTAP is plain SQL: Debian's package for PostgreSQL 15 loads into the test server whatever its version.
-ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing+=(postgresql-15-pgtap)
+# tests/test_pgtap.py starts its own server from Debian's PostgreSQL 15 (/usr/lib/postgresql/15/bin), with pgTAP.
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/pgtap.control ] || missing+=(postgresql-15-pgtap)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -31,4 +33,7 @@ echo "installing ${missing[*]} with apt-get"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged service; the tests run their own instances.
-if command -v service >/dev/null 2>&1; then service pgbouncer stop >/dev/null 2>&1 || true; fi
+if command -v service >/dev/null 2>&1; then
+    service pgbouncer stop >/dev/null 2>&1 || true
+    service postgresql stop >/dev/null 2>&1 || true
+fi

@@ -3,30 +3,25 @@
 The server comes from the pgserver wheel (it copes with running as root), and
 pytest-postgresql's fixtures manage the databases on top of it: `pg_template` runs the real
 migrations once into a template database, and `postgresql` gives each test a fresh clone.
+`idp` is a real Better Auth identity provider. Fixtures and hooks only: the helpers they use
+live in tests/support.
 """
 
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
-from uuid import uuid4
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pytest_postgresql import factories
-from pytest_postgresql.janitor import DatabaseJanitor
 
-from api.config import Settings
-from api.identity.tokens import mint_token
 from api.main import create_app
-from api.ops import migrations
 from api.ops.embedded import start_server
-
-JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-LOGIN_ROLE = "taskapi_login"  # a non-superuser login role, as on Neon
+from tests.support.app import make_settings
+from tests.support.better_auth import BetterAuth, better_auth
+from tests.support.database import LOGIN_ROLE, migrate, url_for
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,36 +47,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(config._taskapi_workdir, ignore_errors=True)  # type: ignore[attr-defined]
 
 
-def url_for(*, host: str, port: int | str, user: str, dbname: str, password: str | None = None) -> str:
-    credentials = user if not password else f"{user}:{quote(password, safe='')}"
-    return f"postgresql://{credentials}@/{dbname}?host={quote(host)}&port={port}"
-
-
-def _migrate(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
-    migrations.upgrade(url_for(host=host, port=port, user=user, dbname=dbname, password=password))
-
-
-@contextmanager
-def cloned_database(pg_template, prefix: str) -> Iterator[dict[str, str]]:
-    """A clone of the migrated template that lives as long as the block: {"admin_url", "app_url"}."""
-    dbname = f"{prefix}_{uuid4().hex[:12]}"
-    janitor = DatabaseJanitor(
-        user=pg_template.user,
-        host=pg_template.host,
-        port=pg_template.port,
-        dbname=dbname,
-        template_dbname=pg_template.template_dbname,
-        password=pg_template.password,
-    )
-    with janitor:
-        where = {"host": pg_template.host, "port": pg_template.port, "dbname": dbname}
-        yield {
-            "app_url": url_for(user=LOGIN_ROLE, **where),
-            "admin_url": url_for(user=pg_template.user, password=pg_template.password, **where),
-        }
-
-
-pg_template = factories.postgresql_noproc(dbname="taskapi", load=[_migrate])
+pg_template = factories.postgresql_noproc(dbname="taskapi", load=[migrate])
 postgresql = factories.postgresql("pg_template")
 
 
@@ -112,14 +78,17 @@ def app_url(postgresql: psycopg.Connection, login_role: str) -> str:
 
 
 @pytest.fixture
+def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
+    """A connection as the least-privileged login role, not in a transaction yet."""
+    with psycopg.connect(app_url) as conn:
+        yield conn
+
+
+@pytest.fixture
 def admin(admin_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit superuser connection: looks at the database past every policy."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         yield conn
-
-
-def make_settings(database_url: str, **overrides) -> Settings:
-    return Settings(database_url=database_url, jwt_secret=JWT_SECRET, **overrides)
 
 
 @pytest.fixture
@@ -128,13 +97,8 @@ def client(app_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-def bearer(user_id: str, **claims) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(JWT_SECRET, user_id)}"}
-
-
-def create_task(client: TestClient, owner: str, **fields) -> dict:
-    """Create a task through the API and return its JSON."""
-    body = {"title": "a task", **fields}
-    response = client.post(f"/api/{owner}/tasks", json=body, headers=bearer(owner))
-    assert response.status_code == 201, response.text
-    return response.json()
+@pytest.fixture(scope="module")
+def idp() -> Iterator[BetterAuth]:
+    """Better Auth with its JWT plugin and default keys (EdDSA over Ed25519), for a module."""
+    with better_auth() as provider:
+        yield provider

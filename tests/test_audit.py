@@ -5,8 +5,8 @@ import json
 import pytest
 
 from api.ops.audit import run_audit
-from tests.conftest import LOGIN_ROLE
-from tests.servers import run_taskapi
+from tests.support.database import LOGIN_ROLE
+from tests.support.servers import run_taskapi
 
 SCHEMAS = ["public", "app"]
 

@@ -26,31 +26,23 @@ JWT plugin's behaviour that the README documents:
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import jwt
 import pytest
 
-from tests.support.better_auth import Account, BetterAuth, better_auth
+from tests.support.better_auth import PASSWORD, Account, BetterAuth, better_auth, unique_email
 
-PASSWORD = "correct horse battery staple"
 FIFTEEN_MINUTES = 15 * 60
 REGISTERED = {"sub", "iat", "exp", "iss", "aud"}
 USER_FIELDS = {"id", "name", "email", "emailVerified", "createdAt", "updatedAt"}
 
 
-@pytest.fixture(scope="module")
-def idp() -> Iterator[BetterAuth]:
-    with better_auth() as provider:
-        yield provider
-
-
 def new_user(idp: BetterAuth, name: str = "Ann Example") -> Account:
     """A signed-up user; sign-up signs the user in (Better Auth's autoSignIn)."""
-    return idp.sign_up(f"{uuid4().hex[:12]}@example.com", PASSWORD, name)
+    return idp.sign_up(unique_email(), PASSWORD, name)
 
 
 def verify(idp: BetterAuth, token: str, algorithms: list[str] | None = None) -> dict[str, Any]:
@@ -85,7 +77,7 @@ def poll(condition: Callable[[], bool], *, deadline: float, interval: float = 0.
 
 
 def test_a_token_from_sign_up_and_sign_in_is_eddsa_and_verifies_against_the_jwks(idp):
-    email = f"{uuid4().hex[:12]}@example.com"
+    email = unique_email()
     signed_up = idp.sign_up(email, PASSWORD, "Ann Example")
     signed_in = idp.sign_in(email, PASSWORD)
     token = idp.token(signed_in)
@@ -142,7 +134,7 @@ def test_a_slim_payload_carries_only_the_registered_claims():
 
 
 def test_get_session_sends_a_jwt_in_set_auth_jwt_but_sign_in_does_not(idp):
-    email = f"{uuid4().hex[:12]}@example.com"
+    email = unique_email()
     idp.sign_up(email, PASSWORD, "Ann Example")
     sign_in = httpx.post(
         f"{idp.base_url}/api/auth/sign-in/email",

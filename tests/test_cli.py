@@ -12,8 +12,11 @@ import jwt
 import psycopg
 import pytest
 
-from tests.conftest import JWT_SECRET
-from tests.servers import run_taskapi, serving
+from api.config import Settings
+from api.ops import cli
+from tests.support.database import UNREACHABLE_DATABASE, url_for
+from tests.support.servers import run_taskapi, serving
+from tests.support.tokens import JWT_SECRET, bearer
 
 
 def test_serves_a_given_database_url(app_url, admin, tmp_path):
@@ -23,7 +26,7 @@ def test_serves_a_given_database_url(app_url, admin, tmp_path):
         response = httpx.post(
             f"{base}/api/carol/tasks",
             json={"title": "over real HTTP"},
-            headers={"Authorization": f"Bearer {token}"},
+            headers=bearer(token),
         )
         assert response.status_code == 201, response.text
         assert "export TOKEN" not in "".join(output), "examples are only printed in embedded mode"
@@ -51,8 +54,6 @@ def test_neither_a_secret_nor_a_jwks_with_a_database_url_is_refused(tmp_path, ap
 
 
 def test_migrate_command_migrates_the_database_url(tmp_path, pg_template):
-    from tests.conftest import url_for
-
     maintenance = url_for(host=pg_template.host, port=pg_template.port, user="postgres", dbname="postgres")
     with psycopg.connect(maintenance, autocommit=True) as conn:
         conn.execute("drop database if exists taskapi_cli")
@@ -72,7 +73,7 @@ def test_several_worker_processes_serve_the_same_database(app_url, admin, tmp_pa
     env = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET, "LOG_FORMAT": "json"}
     token = run_taskapi("token", "dora", env=env, cwd=tmp_path).stdout.strip()
     with serving(env, tmp_path, "--workers", "2") as (base, output):
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(token)
         statuses = [
             httpx.post(f"{base}/api/dora/tasks", json={"title": f"t{n}"}, headers=headers).status_code
             for n in range(10)
@@ -90,7 +91,7 @@ def test_several_worker_processes_serve_the_same_database(app_url, admin, tmp_pa
 def test_sigterm_lets_a_request_in_flight_finish(app_url, admin, tmp_path):
     env = {"DATABASE_URL": app_url, "JWT_SECRET": JWT_SECRET, "DB_LOCK_TIMEOUT_MS": "0", "DB_STATEMENT_TIMEOUT_MS": "0"}
     token = run_taskapi("token", "erin", env=env, cwd=tmp_path).stdout.strip()
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     with serving(env, tmp_path, "--graceful-timeout", "10") as (base, output):
         task = httpx.post(f"{base}/api/erin/tasks", json={"title": "before"}, headers=headers).json()
         holder = psycopg.connect(admin.info.dsn)
@@ -113,3 +114,37 @@ def test_sigterm_lets_a_request_in_flight_finish(app_url, admin, tmp_path):
         request.join(timeout=10)
     assert result["response"].status_code == 200
     assert admin.execute("select title from tasks").fetchall() == [("after",)]
+
+
+def launch_for(**given: str | None) -> tuple[Settings, str]:
+    """What `taskapi serve` would hand its server processes for these settings, as the settings
+    those processes read, and the banner it prints. Nothing is started."""
+    environment = {"database_url": None, "jwt_secret": None, "demo_page": None, **given}
+    settings = Settings(_env_file=None, **environment)
+    database_url = settings.database_url or UNREACHABLE_DATABASE  # the embedded server, in real life
+    launch = cli.plan_launch(settings, database_url=database_url, jwt_secret=JWT_SECRET, base_url=BASE_URL)
+    # The server processes inherit the environment, with what the launch adds.
+    environment |= {name.lower(): value for name, value in launch.environment.items()}
+    return Settings(_env_file=None, **environment), launch.banner
+
+
+BASE_URL = "http://127.0.0.1:8000"
+
+
+class TestTaskapiServe:
+    def test_embedded_mode_turns_the_demo_page_on(self):
+        served, banner = launch_for()
+        assert served.serves_demo_page is True
+        assert "demo page: http://127.0.0.1:8000/demo/" in banner
+
+    def test_embedded_mode_respects_demo_page_false(self):
+        served, banner = launch_for(demo_page="false")
+
+        assert served.serves_demo_page is False
+        assert "demo page" not in banner
+
+    def test_a_database_url_leaves_it_off(self):
+        served, banner = launch_for(database_url=UNREACHABLE_DATABASE, jwt_secret=JWT_SECRET)
+
+        assert served.serves_demo_page is False
+        assert "demo page" not in banner

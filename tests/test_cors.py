@@ -6,7 +6,6 @@ header at all, and with no CORS_ORIGINS nobody does. The demo page (web/) is ser
 /demo/ only when switched on, with a CSP of its own.
 """
 
-import argparse
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.config import Settings, get_settings
-from api.database.session import create_engine
+from api.config import Settings
 from api.edge.middleware import DEMO_PAGE_CSP, JSON_ONLY_CSP
 from api.main import create_app
-from api.ops import cli
 from api.tasks import service
-from tests.api.support import assert_problem, task_url, tasks_url
-from tests.conftest import JWT_SECRET, bearer, create_task, make_settings
-from tests.servers import run_taskapi
+from tests.api.support import assert_problem
+from tests.support.app import create_task, make_settings, offline_test_client, task_url, tasks_url
+from tests.support.database import UNREACHABLE_DATABASE
+from tests.support.servers import run_taskapi
+from tests.support.tokens import JWT_SECRET, bearer, token_for
 
 ORIGIN = "http://localhost:5173"
 OTHER_ALLOWED_ORIGIN = "https://app.example.com"
@@ -43,7 +42,6 @@ EXPOSED_HEADERS = {
     "ratelimit-remaining",
     "ratelimit-reset",
 }
-UNREACHABLE_DATABASE = "postgresql://nobody@/nowhere?host=/nonexistent-socket-dir&connect_timeout=1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -80,10 +78,7 @@ def cors_client(app_url: str) -> Iterator[TestClient]:
 def offline(**overrides) -> TestClient:
     """The app on a database that does not exist, its start-up check skipped: whatever needs
     the database answers 503; everything else answers as usual."""
-    settings = make_settings(UNREACHABLE_DATABASE, db_connect_timeout_seconds=0.1, **overrides)
-    app = create_app(settings)
-    app.state.engine = create_engine(UNREACHABLE_DATABASE, settings)
-    return TestClient(app, raise_server_exceptions=False)
+    return offline_test_client(db_connect_timeout_seconds=0.1, **overrides)
 
 
 @pytest.fixture
@@ -99,14 +94,22 @@ def offline_cors_client() -> Iterator[TestClient]:
 class TestAllowedOrigin:
     def test_successful_answers_are_readable_with_their_headers(self, cors_client):
         created = cors_client.post(
-            tasks_url("alice"), json={"title": "t"}, headers={**FROM_ORIGIN, **bearer("alice"), "Idempotency-Key": "k"}
+            tasks_url("alice"),
+            json={"title": "t"},
+            headers={**FROM_ORIGIN, **bearer(token_for("alice")), "Idempotency-Key": "k"},
         )
         replayed = cors_client.post(
-            tasks_url("alice"), json={"title": "t"}, headers={**FROM_ORIGIN, **bearer("alice"), "Idempotency-Key": "k"}
+            tasks_url("alice"),
+            json={"title": "t"},
+            headers={**FROM_ORIGIN, **bearer(token_for("alice")), "Idempotency-Key": "k"},
         )
         create_task(cors_client, "alice")
-        listed = cors_client.get(tasks_url("alice"), params={"limit": 1}, headers={**FROM_ORIGIN, **bearer("alice")})
-        fetched = cors_client.get(task_url("alice", created.json()["id"]), headers={**FROM_ORIGIN, **bearer("alice")})
+        listed = cors_client.get(
+            tasks_url("alice"), params={"limit": 1}, headers={**FROM_ORIGIN, **bearer(token_for("alice"))}
+        )
+        fetched = cors_client.get(
+            task_url("alice", created.json()["id"]), headers={**FROM_ORIGIN, **bearer(token_for("alice"))}
+        )
 
         for response, status, header in [
             (created, 201, "location"),
@@ -122,7 +125,7 @@ class TestAllowedOrigin:
 
     def test_every_allowed_origin_gets_itself_back(self, cors_client):
         for origin in (ORIGIN, OTHER_ALLOWED_ORIGIN):
-            response = cors_client.get(tasks_url("alice"), headers={"Origin": origin, **bearer("alice")})
+            response = cors_client.get(tasks_url("alice"), headers={"Origin": origin, **bearer(token_for("alice"))})
 
             assert response.status_code == 200
             assert_readable_by(response, origin)
@@ -162,14 +165,14 @@ class TestAllowedOrigin:
 
     def test_error_answers_without_the_database_are_readable(self, offline_cors_client):
         item = "/api/alice/tasks/1"
-        as_alice = {**FROM_ORIGIN, **bearer("alice")}
+        as_alice = {**FROM_ORIGIN, **bearer(token_for("alice"))}
         cases = [
             (offline_cors_client.get(tasks_url("alice"), headers=FROM_ORIGIN), 401),
             (
-                offline_cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, "Authorization": "Bearer x.y.z"}),
+                offline_cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer("x.y.z")}),
                 401,
             ),
-            (offline_cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer("bob")}), 403),
+            (offline_cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer(token_for("bob"))}), 403),
             (offline_cors_client.get("/nowhere", headers=FROM_ORIGIN), 404),
             (offline_cors_client.delete(tasks_url("alice"), headers=as_alice), 405),
             (offline_cors_client.post(tasks_url("alice"), content=b"x" * 40_000, headers=as_alice), 413),
@@ -189,10 +192,10 @@ class TestAllowedOrigin:
 
     def test_error_answers_from_the_database_are_readable(self, cors_client, admin):
         task = create_task(cors_client, "alice")
-        as_alice = {**FROM_ORIGIN, **bearer("alice")}
+        as_alice = {**FROM_ORIGIN, **bearer(token_for("alice"))}
         cases = [
             (cors_client.get(task_url("alice", task["id"] + 99), headers=as_alice), 404),
-            (cors_client.get(task_url("bob", task["id"]), headers={**FROM_ORIGIN, **bearer("bob")}), 404),
+            (cors_client.get(task_url("bob", task["id"]), headers={**FROM_ORIGIN, **bearer(token_for("bob"))}), 404),
             (cors_client.put(task_url("alice", task["id"]), json={"title": ""}, headers=as_alice), 422),
             (
                 cors_client.post(
@@ -216,7 +219,7 @@ class TestAllowedOrigin:
         task = create_task(cors_client, "alice")
 
         response = cors_client.get(
-            task_url("alice", task["id"]), headers={**FROM_ORIGIN, **bearer("alice"), "If-None-Match": '"1"'}
+            task_url("alice", task["id"]), headers={**FROM_ORIGIN, **bearer(token_for("alice")), "If-None-Match": '"1"'}
         )
 
         assert response.status_code == 304
@@ -230,14 +233,14 @@ class TestAllowedOrigin:
         monkeypatch.setattr(service, "list_tasks", broken)
         settings = make_settings(app_url, cors_origins=ALLOWED)
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            response = client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer("alice")})
+            response = client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer(token_for("alice"))})
 
         assert_problem(response, 500)
         assert "x-request-id" in response.headers
         assert_readable_by(response)
 
     def test_every_ratelimit_header_the_api_sends_is_exposed(self, cors_client):
-        response = cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer("alice")})
+        response = cors_client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer(token_for("alice"))})
 
         sent = {name.lower() for name in response.headers if name.lower().startswith("ratelimit-")}
         assert sent >= {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy"}
@@ -270,7 +273,7 @@ class TestOtherOrigins:
         assert "access-control-allow-origin" not in preflighted.headers
 
     def test_without_cors_origins_nobody_gets_cors_headers(self, client):
-        answered = client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer("alice")})
+        answered = client.get(tasks_url("alice"), headers={**FROM_ORIGIN, **bearer(token_for("alice"))})
         refused = client.get(tasks_url("alice"), headers=FROM_ORIGIN)
         preflighted = preflight(client, tasks_url("alice"), "POST")
 
@@ -382,51 +385,3 @@ class TestDemoPage:
         assert Settings(database_url=None, jwt_secret=JWT_SECRET).serves_demo_page is True
         assert Settings(database_url=None, jwt_secret=JWT_SECRET, demo_page=False).serves_demo_page is False
         assert make_settings(UNREACHABLE_DATABASE, demo_page=True).serves_demo_page is True
-
-
-@pytest.fixture
-def fake_serve(monkeypatch, tmp_path):
-    """`taskapi serve` up to the point where uvicorn would start, with nothing started."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "JWT_SECRET", "DEMO_PAGE", "CORS_ORIGINS"):
-        monkeypatch.setenv(name, "placeholder")  # remembered, so that teardown restores the original
-        monkeypatch.delenv(name)
-
-    async def no_preflight(url, settings):
-        return None
-
-    started = {}
-    monkeypatch.setattr(cli.migrations, "upgrade", lambda url: None)
-    monkeypatch.setattr(cli, "_preflight", no_preflight)
-    monkeypatch.setattr(cli, "embedded_database_url", lambda data_dir: UNREACHABLE_DATABASE)
-    monkeypatch.setattr(cli, "embedded_jwt_secret", lambda data_dir: JWT_SECRET)
-    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
-    monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: started.update(kwargs))
-    get_settings.cache_clear()
-
-    def serve() -> Settings:
-        cli.serve(argparse.Namespace(host="127.0.0.1", port=8000, workers=1, graceful_timeout=1))
-        assert started["factory"] is True
-        return get_settings()  # what the app factory reads in the server process
-
-    yield serve
-    get_settings.cache_clear()
-
-
-class TestTaskapiServe:
-    def test_embedded_mode_turns_the_demo_page_on(self, fake_serve, capsys):
-        assert fake_serve().serves_demo_page is True
-        assert "demo page: http://127.0.0.1:8000/demo/" in capsys.readouterr().out
-
-    def test_embedded_mode_respects_demo_page_false(self, fake_serve, monkeypatch, capsys):
-        monkeypatch.setenv("DEMO_PAGE", "false")
-
-        assert fake_serve().serves_demo_page is False
-        assert "demo page" not in capsys.readouterr().out
-
-    def test_a_database_url_leaves_it_off(self, fake_serve, monkeypatch, capsys):
-        monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DATABASE)
-        monkeypatch.setenv("JWT_SECRET", JWT_SECRET)
-
-        assert fake_serve().serves_demo_page is False
-        assert "demo page" not in capsys.readouterr().out

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import bearer, create_task, make_settings
+from tests.support.app import create_task, make_settings
+from tests.support.tokens import bearer, token_for
 
 LIMIT = 32 * 1024
 
@@ -25,18 +26,20 @@ def chunks(total: int, size: int = 4096) -> Iterator[bytes]:
 class TestBodyLimit:
     def test_a_body_over_the_limit_is_413_and_creates_nothing(self, client, admin):
         body = json.dumps({"title": "t", "description": "x" * LIMIT})
-        response = client.post("/api/alice/tasks", content=body, headers=bearer("alice") | _json())
+        response = client.post("/api/alice/tasks", content=body, headers=bearer(token_for("alice")) | _json())
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_a_streamed_body_is_counted_as_it_arrives(self, client, admin):
-        response = client.post("/api/alice/tasks", content=chunks(4 * LIMIT), headers=bearer("alice") | _json())
+        response = client.post(
+            "/api/alice/tasks", content=chunks(4 * LIMIT), headers=bearer(token_for("alice")) | _json()
+        )
         assert response.status_code == 413
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_a_small_streamed_body_is_fine(self, client):
-        response = client.post("/api/alice/tasks", content=chunks(0), headers=bearer("alice") | _json())
+        response = client.post("/api/alice/tasks", content=chunks(0), headers=bearer(token_for("alice")) | _json())
         assert response.status_code == 201
 
     def test_a_lying_content_length_does_not_help(self, app_url):
@@ -63,19 +66,21 @@ class TestBodyLimit:
 class TestMediaTypesAndMethods:
     @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
     def test_a_body_that_is_not_json_is_415(self, client, admin, content_type):
-        headers = bearer("alice") | {"Content-Type": content_type}
+        headers = bearer(token_for("alice")) | {"Content-Type": content_type}
         response = client.post("/api/alice/tasks", content=b'{"title": "t"}', headers=headers)
         assert response.status_code == 415
         assert response.headers["content-type"] == "application/problem+json"
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_json_with_a_charset_is_fine(self, client):
-        headers = bearer("alice") | {"Content-Type": "application/json; charset=utf-8"}
+        headers = bearer(token_for("alice")) | {"Content-Type": "application/json; charset=utf-8"}
         assert client.post("/api/alice/tasks", content=b'{"title": "t"}', headers=headers).status_code == 201
 
     def test_put_without_a_content_type_is_415(self, client):
         task = create_task(client, "alice")
-        response = client.put(f"/api/alice/tasks/{task['id']}", content=b'{"title": "t"}', headers=bearer("alice"))
+        response = client.put(
+            f"/api/alice/tasks/{task['id']}", content=b'{"title": "t"}', headers=bearer(token_for("alice"))
+        )
         assert response.status_code == 415
 
     @pytest.mark.parametrize(
@@ -86,7 +91,7 @@ class TestMediaTypesAndMethods:
         ],
     )
     def test_an_unsupported_method_is_405_with_allow(self, client, method, path, allowed):
-        response = client.request(method, path, headers=bearer("alice"))
+        response = client.request(method, path, headers=bearer(token_for("alice")))
         assert response.status_code == 405
         assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
         assert response.headers["content-type"] == "application/problem+json"
@@ -99,7 +104,7 @@ class TestRateLimit:
             yield test_client
 
     def test_a_user_over_the_limit_gets_429_with_retry_after(self, limited):
-        responses = [limited.get("/api/alice/tasks", headers=bearer("alice")) for _ in range(4)]
+        responses = [limited.get("/api/alice/tasks", headers=bearer(token_for("alice"))) for _ in range(4)]
         assert [r.status_code for r in responses] == [200, 200, 200, 429]
         assert [r.headers["ratelimit-remaining"] for r in responses[:3]] == ["2", "1", "0"]
         refused = responses[3]
@@ -109,12 +114,12 @@ class TestRateLimit:
 
     def test_users_are_limited_separately(self, limited):
         for _ in range(4):
-            limited.get("/api/alice/tasks", headers=bearer("alice"))
-        assert limited.get("/api/bob/tasks", headers=bearer("bob")).status_code == 200
+            limited.get("/api/alice/tasks", headers=bearer(token_for("alice")))
+        assert limited.get("/api/bob/tasks", headers=bearer(token_for("bob"))).status_code == 200
 
     def test_writes_refused_by_the_limit_change_nothing(self, limited, admin):
         statuses = [
-            limited.post("/api/alice/tasks", json={"title": f"t{n}"}, headers=bearer("alice")).status_code
+            limited.post("/api/alice/tasks", json={"title": f"t{n}"}, headers=bearer(token_for("alice"))).status_code
             for n in range(5)
         ]
         assert statuses == [201, 201, 201, 429, 429]
@@ -122,7 +127,7 @@ class TestRateLimit:
 
     def test_the_limit_can_be_turned_off(self, app_url):
         with TestClient(create_app(make_settings(app_url, rate_limit_per_minute=0))) as unlimited:
-            responses = [unlimited.get("/api/alice/tasks", headers=bearer("alice")) for _ in range(10)]
+            responses = [unlimited.get("/api/alice/tasks", headers=bearer(token_for("alice"))) for _ in range(10)]
         assert {r.status_code for r in responses} == {200}
         assert "ratelimit-limit" not in responses[0].headers
 
@@ -131,15 +136,15 @@ class TestResponseHeaders:
     def test_authenticated_answers_are_never_cached(self, client):
         task = create_task(client, "alice")
         for response in (
-            client.get("/api/alice/tasks", headers=bearer("alice")),
-            client.get(f"/api/alice/tasks/{task['id']}", headers=bearer("alice")),
+            client.get("/api/alice/tasks", headers=bearer(token_for("alice"))),
+            client.get(f"/api/alice/tasks/{task['id']}", headers=bearer(token_for("alice"))),
             client.get("/api/alice/tasks"),  # the 401 too
         ):
             assert response.headers["cache-control"] == "no-store"
 
     @pytest.mark.parametrize("path", ["/api/alice/tasks", "/healthz", "/openapi.json", "/nowhere"])
     def test_security_headers_on_every_answer(self, client, path):
-        headers = client.get(path, headers=bearer("alice")).headers
+        headers = client.get(path, headers=bearer(token_for("alice"))).headers
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
@@ -154,7 +159,7 @@ def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict:
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [*headers, (b"authorization", bearer("alice")["Authorization"].encode())],
+        "headers": [*headers, (b"authorization", bearer(token_for("alice"))["Authorization"].encode())],
         "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
     }  # fmt: skip
 
@@ -166,14 +171,14 @@ class TestUntrustedHost:
 
     def test_a_trailing_slash_is_not_redirected_anywhere(self, client):
         for path in ("/api/alice/tasks/", "/api/alice/tasks/1/", "/healthz/"):
-            response = client.get(path, headers=bearer("alice") | self.EVIL, follow_redirects=False)
+            response = client.get(path, headers=bearer(token_for("alice")) | self.EVIL, follow_redirects=False)
 
             assert response.status_code == 404, path
             assert "location" not in response.headers, path
             assert "evil" not in str(response.headers) + response.text, path
 
     def test_a_created_tasks_location_is_a_path(self, client):
-        response = client.post("/api/alice/tasks", json={"title": "t"}, headers=bearer("alice") | self.EVIL)
+        response = client.post("/api/alice/tasks", json={"title": "t"}, headers=bearer(token_for("alice")) | self.EVIL)
 
         assert response.status_code == 201
         assert response.headers["location"] == f"/api/alice/tasks/{response.json()['id']}"

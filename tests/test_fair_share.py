@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.database.shares import DatabaseShares, ShareExceeded
 from api.main import create_app
-from tests.conftest import bearer, create_task, make_settings
+from tests.support.app import create_task, make_settings
+from tests.support.tokens import bearer, token_for
 
 WORST_QUERY = "a" * 199 + "b"  # ILIKE '%aaa…ab%' against 'aab' + 'a' * 997: quadratic per row
 WORST_DESCRIPTION = "aab" + "a" * 997
@@ -28,6 +29,17 @@ def seed_long_tasks(admin: psycopg.Connection, owner: str, count: int) -> None:
         " select %s, repeat('a', 198) || 'c', %s from generate_series(1, %s)",
         (owner, WORST_DESCRIPTION, count),
     )
+
+
+def holding(shares: DatabaseShares, user: str, release: asyncio.Event) -> asyncio.Task[None]:
+    """A task that takes one of `user`'s shares (waiting in line for it if need be) and keeps it
+    until `release` is set."""
+
+    async def hold() -> None:
+        async with shares.hold(user):
+            await release.wait()
+
+    return asyncio.create_task(hold())
 
 
 class TestDatabaseShares:
@@ -62,12 +74,7 @@ class TestDatabaseShares:
         async def scenario() -> tuple[float, int]:
             shares = DatabaseShares(per_user=1, wait_seconds=0.1)
             release = asyncio.Event()
-
-            async def hold() -> None:
-                async with shares.hold("alice"):
-                    await release.wait()
-
-            holder = asyncio.create_task(hold())
+            holder = holding(shares, "alice", release)
             await asyncio.sleep(0)
             started = time.monotonic()
             with pytest.raises(ShareExceeded):
@@ -88,14 +95,9 @@ class TestDatabaseShares:
         async def scenario() -> int:
             shares = DatabaseShares(per_user=1, wait_seconds=5)
             release = asyncio.Event()
-
-            async def hold() -> None:
-                async with shares.hold("alice"):
-                    await release.wait()
-
-            holder = asyncio.create_task(hold())
+            holder = holding(shares, "alice", release)
             await asyncio.sleep(0)
-            waiter = asyncio.create_task(hold())  # a client that goes away while in line
+            waiter = holding(shares, "alice", release)  # a client that goes away while in line
             await asyncio.sleep(0)
             waiter.cancel()
             release.set()
@@ -122,12 +124,15 @@ class TestOverHttp:
                 holder.execute("select from tasks where id = %s for update", (task["id"],))
                 # alice's one share is now stuck behind the row lock...
                 stuck = pool.submit(
-                    client.put, f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice")
+                    client.put,
+                    f"/api/alice/tasks/{task['id']}",
+                    json={"title": "x"},
+                    headers=bearer(token_for("alice")),
                 )
                 wait_for_lock_waiter(admin)
                 # ...so her next request waits its turn, then gets 429; bob is served at once.
-                refused = client.get("/api/alice/tasks", headers=bearer("alice"))
-                served = client.get("/api/bob/tasks", headers=bearer("bob"))
+                refused = client.get("/api/alice/tasks", headers=bearer(token_for("alice")))
+                served = client.get("/api/bob/tasks", headers=bearer(token_for("bob")))
                 holder.rollback()
                 assert stuck.result(timeout=10).status_code == 200
 
@@ -142,9 +147,9 @@ class TestOverHttp:
         settings = make_settings(app_url, db_search_timeout_ms=50, rate_limit_per_minute=0)
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             started = time.monotonic()
-            searched = client.get("/api/mallory/tasks", params={"q": WORST_QUERY}, headers=bearer("mallory"))
+            searched = client.get("/api/mallory/tasks", params={"q": WORST_QUERY}, headers=bearer(token_for("mallory")))
             elapsed = time.monotonic() - started
-            listed = client.get("/api/mallory/tasks", params={"limit": 5}, headers=bearer("mallory"))
+            listed = client.get("/api/mallory/tasks", params={"limit": 5}, headers=bearer(token_for("mallory")))
 
         assert searched.status_code == 503, searched.text
         assert "search took longer than 50 ms" in searched.json()["detail"]

@@ -1,7 +1,7 @@
 """Isolation proven at the database: connect as the API does, run SQL with no user filter.
 
-Each test opens a transaction exactly as a request does (the identity statement from
-api/db.py), as a login role that is neither superuser nor owner, and shows what the
+Each test opens a transaction exactly as a request does (`begin_as`: the identity statement from
+api/database/session.py), as a login role that is neither superuser nor owner, and shows what the
 row-level-security policies allow. Nothing here goes through Python service code.
 """
 
@@ -11,16 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.conftest import url_for
-
-IDENTITY = "select set_config('role', 'app_user', true), set_config('app.user_id', %s, true)"
-
-
-def as_user(conn: psycopg.Connection, user_id: str | None) -> psycopg.Cursor:
-    """Start the request prologue on `conn` (a transaction is open afterwards)."""
-    cursor = conn.cursor()
-    cursor.execute(IDENTITY, (user_id if user_id is not None else "",))
-    return cursor
+from tests.support.database import begin_as, url_for
 
 
 @pytest.fixture
@@ -37,13 +28,6 @@ def seeded(admin: psycopg.Connection) -> dict[str, list[int]]:
 
 
 @pytest.fixture
-def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
-    """A connection as the least-privileged login role, not in a transaction yet."""
-    with psycopg.connect(app_url) as conn:
-        yield conn
-
-
-@pytest.fixture
 def superuser_conn(admin_url: str) -> Iterator[psycopg.Connection]:
     """A connection as the superuser: the embedded default and Neon's owner role log in so."""
     with psycopg.connect(admin_url) as conn:
@@ -52,27 +36,27 @@ def superuser_conn(admin_url: str) -> Iterator[psycopg.Connection]:
 
 class TestReading:
     def test_owner_sees_only_own_rows_without_any_where_clause(self, app_conn, seeded):
-        rows = as_user(app_conn, "alice").execute("select user_id, title from tasks").fetchall()
+        rows = begin_as(app_conn, "alice").execute("select user_id, title from tasks").fetchall()
         assert sorted(rows) == [("alice", "a1"), ("alice", "a2")]
 
     def test_other_users_row_by_id_is_invisible(self, app_conn, seeded):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         cursor.execute("select * from tasks where id = %s", (seeded["bob"][0],))
         assert cursor.fetchall() == []
 
     def test_aggregates_count_only_own_rows(self, app_conn, seeded):
-        assert as_user(app_conn, "bob").execute("select count(*) from tasks").fetchone() == (3,)
+        assert begin_as(app_conn, "bob").execute("select count(*) from tasks").fetchone() == (3,)
 
     @pytest.mark.parametrize("user_id", [None, ""], ids=["unset", "empty"])
     def test_no_user_sees_nothing(self, app_conn, seeded, user_id):
-        assert as_user(app_conn, user_id).execute("select count(*) from tasks").fetchone() == (0,)
+        assert begin_as(app_conn, user_id).execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_superuser_login_is_isolated_after_the_prologue(self, superuser_conn, seeded):
-        rows = as_user(superuser_conn, "bob").execute("select user_id from tasks").fetchall()
+        rows = begin_as(superuser_conn, "bob").execute("select user_id from tasks").fetchall()
         assert {row[0] for row in rows} == {"bob"} and len(rows) == 3
 
     def test_row_security_cannot_be_switched_off(self, app_conn, seeded):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         cursor.execute("set local row_security = off")
         with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
             cursor.execute("select * from tasks")
@@ -80,21 +64,21 @@ class TestReading:
 
 class TestWriting:
     def test_insert_defaults_the_owner_to_the_caller(self, app_conn, admin):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         cursor.execute("insert into tasks (title) values ('mine') returning user_id")
         assert cursor.fetchone() == ("alice",)
         app_conn.commit()
         assert admin.execute("select user_id from tasks").fetchall() == [("alice",)]
 
     def test_insert_for_another_owner_is_refused(self, app_conn, admin):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
             cursor.execute("insert into tasks (user_id, title) values ('bob', 'planted')")
         app_conn.rollback()
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_moving_own_row_to_another_owner_is_refused(self, app_conn, admin, seeded):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
             cursor.execute("update tasks set user_id = 'bob' where id = %s", (seeded["alice"][0],))
         app_conn.rollback()
@@ -102,7 +86,7 @@ class TestWriting:
         assert owner.fetchone() == ("alice",)
 
     def test_update_of_another_users_rows_affects_nothing(self, app_conn, admin, seeded):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         cursor.execute("update tasks set title = 'hijacked' where user_id = 'bob'")
         assert cursor.rowcount == 0
         app_conn.commit()
@@ -110,29 +94,29 @@ class TestWriting:
         assert titles.fetchall() == [("b1",), ("b2",), ("b3",)]
 
     def test_delete_of_another_users_rows_affects_nothing(self, app_conn, admin, seeded):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         cursor.execute("delete from tasks where id = any(%s)", (seeded["bob"],))
         assert cursor.rowcount == 0
         app_conn.commit()
         assert admin.execute("select count(*) from tasks where user_id = 'bob'").fetchone() == (3,)
 
     def test_no_user_cannot_insert(self, app_conn, admin):
-        cursor = as_user(app_conn, None)
+        cursor = begin_as(app_conn, None)
         with pytest.raises((errors.NotNullViolation, errors.InsufficientPrivilege)):
             cursor.execute("insert into tasks (title) values ('orphan')")
         app_conn.rollback()
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_app_user_cannot_change_the_table_or_its_policies(self, app_conn):
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         with pytest.raises(errors.InsufficientPrivilege):
             cursor.execute("alter table tasks disable row level security")
         app_conn.rollback()
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         with pytest.raises(errors.InsufficientPrivilege):
             cursor.execute("drop policy tasks_select_own on tasks")
         app_conn.rollback()
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         with pytest.raises(errors.InsufficientPrivilege):
             cursor.execute("truncate tasks")
 
@@ -140,7 +124,7 @@ class TestWriting:
 class TestNoIdentityOutlivesItsTransaction:
     @pytest.mark.parametrize("end", ["commit", "rollback"])
     def test_settings_are_gone_after_the_transaction(self, app_conn, login_role, end):
-        as_user(app_conn, "alice").execute("select 1")
+        begin_as(app_conn, "alice").execute("select 1")
         getattr(app_conn, end)()
         user_setting, role = app_conn.execute("select current_setting('app.user_id', true), current_user").fetchone()
         assert user_setting in (None, "")
@@ -192,7 +176,7 @@ class TestTheAppRole:
                 dbname=admin.info.dbname,
             )
             with psycopg.connect(url) as conn, pytest.raises(errors.InsufficientPrivilege):
-                as_user(conn, "alice")
+                begin_as(conn, "alice")
         finally:
             admin.execute("drop role taskapi_outsider")
 
@@ -201,7 +185,7 @@ class TestSideChannels:
     def test_planner_statistics_do_not_show_other_users_values(self, app_conn, admin, seeded):
         admin.execute("analyze tasks")
         assert admin.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone()[0] > 0
-        cursor = as_user(app_conn, "alice")
+        cursor = begin_as(app_conn, "alice")
         assert cursor.execute("select count(*) from pg_stats where tablename = 'tasks'").fetchone() == (0,)
 
     def test_a_schema_early_in_the_search_path_cannot_answer_for_the_policies(self, app_conn, admin, seeded):
@@ -213,7 +197,7 @@ class TestSideChannels:
             "create function hijack.current_setting(text, boolean) returns text language sql as $$ select 'bob' $$"
         )
         admin.execute("grant usage on schema hijack to app_user")
-        cursor = as_user(app_conn, None)  # nobody
+        cursor = begin_as(app_conn, None)  # nobody
         cursor.execute("select set_config('search_path', 'hijack, pg_catalog, public', true)")
 
         assert cursor.execute("select count(*) from tasks").fetchone() == (0,)

@@ -6,8 +6,8 @@ import logging
 import pytest
 
 from api.edge.logs import JsonFormatter, hash_user_id
-from api.identity.tokens import mint_token
-from tests.conftest import JWT_SECRET, bearer
+from api.tasks import service
+from tests.support.tokens import bearer, token_for
 
 
 def request_records(caplog) -> list[logging.LogRecord]:
@@ -15,11 +15,9 @@ def request_records(caplog) -> list[logging.LogRecord]:
 
 
 def test_one_line_per_request_with_route_template_status_duration_and_hashed_user(client, caplog):
-    token = mint_token(JWT_SECRET, "alice")
+    token = token_for("alice")
     with caplog.at_level(logging.INFO, logger="api.requests"):
-        response = client.post(
-            "/api/alice/tasks?secret=1", json={"title": "private words"}, headers={"Authorization": f"Bearer {token}"}
-        )
+        response = client.post("/api/alice/tasks?secret=1", json={"title": "private words"}, headers=bearer(token))
     [record] = request_records(caplog)
     assert (record.method, record.route, record.status) == ("POST", "/api/{user_id}/tasks", 201)
     assert record.duration_ms > 0
@@ -52,11 +50,31 @@ def test_a_sane_incoming_request_id_is_echoed(client):
 
 @pytest.mark.parametrize("unsafe", ["has spaces", "x" * 200, 'quote"d', ""])
 def test_an_unsafe_incoming_request_id_is_replaced(client, unsafe):
-    response = client.get("/api/alice/tasks", headers={"X-Request-ID": unsafe} | bearer("alice"))
+    response = client.get("/api/alice/tasks", headers={"X-Request-ID": unsafe} | bearer(token_for("alice")))
     assert response.headers["x-request-id"] != unsafe
     assert len(response.headers["x-request-id"]) == 32
 
 
 def test_errors_carry_the_request_id_too(client):
-    response = client.get("/api/alice/tasks/1", headers=bearer("alice"))
+    response = client.get("/api/alice/tasks/1", headers=bearer(token_for("alice")))
     assert response.status_code == 404 and response.headers["x-request-id"]
+
+
+def test_every_line_written_during_a_request_carries_its_request_id(client, caplog, monkeypatch):
+    """An error logged deep inside a request leads back to it: same id as the answer's header."""
+
+    async def explode(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "get_task", explode)
+    with caplog.at_level(logging.INFO):
+        response = client.get("/api/alice/tasks/1", headers={**bearer(token_for("alice")), "X-Request-ID": "trace-1"})
+
+    assert response.status_code == 500
+    [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.request_id == "trace-1" == response.headers["x-request-id"]
+    assert "trace-1" in JsonFormatter().format(error)
+    [access] = request_records(caplog)
+    assert access.request_id == "trace-1"
+    outside = logging.getLogger("api.test").makeRecord("api.test", logging.INFO, __file__, 1, "after", (), None)
+    assert not hasattr(outside, "request_id")

@@ -18,7 +18,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.ops import migrations
 from api.ops.embedded import start_server
-from tests.conftest import LOGIN_ROLE, bearer, create_task, make_settings, url_for
+from tests.support.app import create_task, make_settings
+from tests.support.database import LOGIN_ROLE, url_for
+from tests.support.tokens import bearer, token_for
 
 BUDGET = 2.0  # seconds the API may spend connecting before it answers 503
 
@@ -94,7 +96,7 @@ class TestServerDownAndBack:
         task = create_task(api, "alice", title="survives the restart")
         own_server.stop()
         try:
-            response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer("alice")))
+            response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer(token_for("alice"))))
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"].isdigit()
             assert response.headers["content-type"] == "application/problem+json"
@@ -103,7 +105,7 @@ class TestServerDownAndBack:
             assert api.get("/healthz").status_code == 200
         finally:
             own_server.start()
-        response = api.get(f"/api/alice/tasks/{task['id']}", headers=bearer("alice"))
+        response = api.get(f"/api/alice/tasks/{task['id']}", headers=bearer(token_for("alice")))
         assert response.status_code == 200, "recovers without a restart"
         assert api.get("/readyz").status_code == 200
 
@@ -113,7 +115,7 @@ class TestServerDownAndBack:
         restarter = threading.Timer(0.5, own_server.start)
         restarter.start()
         try:
-            response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer("alice")))
+            response, elapsed = timed(lambda: api.get("/api/alice/tasks", headers=bearer(token_for("alice"))))
         finally:
             restarter.join()
         assert response.status_code == 200, response.text
@@ -124,9 +126,9 @@ class TestKilledConnections:
     def test_idle_pooled_connections_killed_are_replaced_transparently(self, api, own_admin):
         task = create_task(api, "alice")
         assert terminate_api_backends(own_admin) >= 1
-        response = api.get(f"/api/alice/tasks/{task['id']}", headers=bearer("alice"))
+        response = api.get(f"/api/alice/tasks/{task['id']}", headers=bearer(token_for("alice")))
         assert response.status_code == 200, response.text
-        write = api.put(f"/api/alice/tasks/{task['id']}", json={"title": "after"}, headers=bearer("alice"))
+        write = api.put(f"/api/alice/tasks/{task['id']}", json={"title": "after"}, headers=bearer(token_for("alice")))
         assert write.status_code == 200
 
     def test_a_request_in_flight_whose_backend_is_killed_is_503_and_changes_nothing(self, api, own_admin):
@@ -137,7 +139,7 @@ class TestKilledConnections:
 
         def blocked_update():
             result["response"] = api.put(
-                f"/api/alice/tasks/{task['id']}", json={"title": "lost"}, headers=bearer("alice")
+                f"/api/alice/tasks/{task['id']}", json={"title": "lost"}, headers=bearer(token_for("alice"))
             )
 
         # Let the lock wait longer than the default so the kill, not the timeout, ends it.
@@ -159,7 +161,7 @@ class TestKilledConnections:
             holder.close()
         assert result["response"].status_code == 503, result["response"].text
         assert own_admin.execute("select title from tasks").fetchall() == [("before",)]
-        assert api.get(f"/api/alice/tasks/{task['id']}", headers=bearer("alice")).status_code == 200
+        assert api.get(f"/api/alice/tasks/{task['id']}", headers=bearer(token_for("alice"))).status_code == 200
 
 
 class TestTimeouts:
@@ -168,14 +170,16 @@ class TestTimeouts:
         with psycopg.connect(own_admin.info.dsn) as holder:
             holder.execute("select * from tasks where id = %s for update", (task["id"],))
             response, elapsed = timed(
-                lambda: api.put(f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice"))
+                lambda: api.put(
+                    f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer(token_for("alice"))
+                )
             )
             holder.rollback()
         assert response.status_code == 503, response.text
         assert "retry-after" in response.headers
         assert elapsed < 2
         assert own_admin.execute("select title from tasks").fetchall() == [("before",)]
-        assert api.get(f"/api/alice/tasks/{task['id']}", headers=bearer("alice")).status_code == 200
+        assert api.get(f"/api/alice/tasks/{task['id']}", headers=bearer(token_for("alice"))).status_code == 200
 
     def test_a_slow_statement_is_cancelled_at_statement_timeout(self, api, own_admin):
         # A policy-visible slowdown: a trigger that sleeps longer than the statement timeout.
@@ -186,7 +190,7 @@ class TestTimeouts:
         own_admin.execute("create trigger slow before insert on tasks for each row execute function slow()")
         try:
             response, elapsed = timed(
-                lambda: api.post("/api/alice/tasks", json={"title": "slow"}, headers=bearer("alice"))
+                lambda: api.post("/api/alice/tasks", json={"title": "slow"}, headers=bearer(token_for("alice")))
             )
         finally:
             own_admin.execute("drop trigger slow on tasks")
@@ -194,7 +198,9 @@ class TestTimeouts:
         assert response.status_code == 503, response.text
         assert elapsed < 1.5, "cancelled at 500 ms, not after the 2 s sleep"
         assert own_admin.execute("select count(*) from tasks").fetchone() == (0,)
-        assert api.post("/api/alice/tasks", json={"title": "fast"}, headers=bearer("alice")).status_code == 201
+        assert (
+            api.post("/api/alice/tasks", json={"title": "fast"}, headers=bearer(token_for("alice"))).status_code == 201
+        )
 
 
 class TestSerializationFailures:
@@ -227,13 +233,13 @@ class TestSerializationFailures:
 
     def test_are_retried_inside_the_server(self, api, own_admin, failing_inserts):
         failing_inserts(2)  # fewer than the 3 attempts
-        response = api.post("/api/alice/tasks", json={"title": "once"}, headers=bearer("alice"))
+        response = api.post("/api/alice/tasks", json={"title": "once"}, headers=bearer(token_for("alice")))
         assert response.status_code == 201, response.text
         assert own_admin.execute("select title from tasks").fetchall() == [("once",)]
 
     def test_persistent_failures_are_503_and_change_nothing(self, api, own_admin, failing_inserts):
         failing_inserts(100)
-        response = api.post("/api/alice/tasks", json={"title": "never"}, headers=bearer("alice"))
+        response = api.post("/api/alice/tasks", json={"title": "never"}, headers=bearer(token_for("alice")))
         assert response.status_code == 503
         assert own_admin.execute("select count(*) from tasks").fetchone() == (0,)
 
@@ -253,13 +259,15 @@ class TestPoolExhaustion:
             holder = psycopg.connect(own_admin.info.dsn)
             holder.execute("select * from tasks where id = %s for update", (task["id"],))
             blocked = threading.Thread(
-                target=lambda: api.put(f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer("alice"))
+                target=lambda: api.put(
+                    f"/api/alice/tasks/{task['id']}", json={"title": "x"}, headers=bearer(token_for("alice"))
+                )
             )
             blocked.start()  # holds the only connection while it waits for the row lock
             try:
                 time.sleep(0.3)
                 # Another user: alice's own next request would wait for her share of the pool (429).
-                response, elapsed = timed(lambda: api.get("/api/bob/tasks", headers=bearer("bob")))
+                response, elapsed = timed(lambda: api.get("/api/bob/tasks", headers=bearer(token_for("bob"))))
             finally:
                 holder.rollback()
                 holder.close()
@@ -267,4 +275,4 @@ class TestPoolExhaustion:
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
             assert elapsed < 2
-            assert api.get("/api/alice/tasks", headers=bearer("alice")).status_code == 200
+            assert api.get("/api/alice/tasks", headers=bearer(token_for("alice"))).status_code == 200

@@ -1,18 +1,29 @@
-"""The DBA's SQL tests (db/tests/*.sql), run with pg_prove as a DBA would, wired into the suite."""
+"""The DBA's SQL tests (db/tests/*.sql), run with pg_prove as a DBA would, wired into the suite.
 
-import glob
+They run on a second server, Debian's PostgreSQL 15, not on the suite's pgserver instance: there
+pgTAP is installed the normal way (the postgresql-15-pgtap package), so nothing has to be copied
+into the pgserver wheel in site-packages, and the migrations get checked on PostgreSQL 15, the
+oldest version the project supports.
+"""
+
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import psycopg
 import pytest
 
-from api.ops.migrations import PROJECT_ROOT
+from api.ops.migrations import PROJECT_ROOT, upgrade
+from tests.support.postgres_server import Postgres, running_postgres
 
 SQL_TESTS = sorted(str(path) for path in (PROJECT_ROOT / "db" / "tests").glob("*.sql"))
 ISOLATION_TEST = str(PROJECT_ROOT / "db" / "tests" / "02_isolation.sql")
+POSTGRES_15 = Path("/usr/lib/postgresql/15/bin")
+PGTAP_15 = Path("/usr/share/postgresql/15/extension/pgtap.control")
+TEMPLATE = "taskapi_template"
 
 
 def _missing(what: str) -> None:
@@ -22,23 +33,40 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pg_prove() -> str:
-    """pg_prove, with pgTAP made available to the test server (it is plain SQL)."""
+    """pg_prove, which runs the SQL files through psql and reads their TAP output."""
     binary = shutil.which("pg_prove")
     if binary is None:
-        _missing("pg_prove")
-    controls = glob.glob("/usr/share/postgresql/*/extension/pgtap.control")
-    if not controls:
-        _missing("pgTAP")
-    import pgserver
-
-    extension_dir = Path(pgserver.__file__).parent / "pginstall" / "share" / "postgresql" / "extension"
-    source = Path(controls[0]).parent
-    for path in [source / "pgtap.control", *source.glob("pgtap--*.sql")]:
-        if not (extension_dir / path.name).exists():
-            shutil.copy(path, extension_dir / path.name)
+        _missing("pg_prove (libtap-parser-sourcehandler-pgtap-perl)")
     return binary
+
+
+@pytest.fixture(scope="module")
+def postgres15() -> Iterator[Postgres]:
+    """Debian's PostgreSQL 15 with pgTAP, and a template database migrated with the real migrations."""
+    if not all((POSTGRES_15 / name).is_file() for name in ("initdb", "postgres")):
+        _missing(f"Debian's PostgreSQL 15 (postgresql-15, {POSTGRES_15})")
+    if not PGTAP_15.is_file():
+        _missing(f"pgTAP for PostgreSQL 15 (postgresql-15-pgtap, {PGTAP_15})")
+    with running_postgres(POSTGRES_15) as server:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"create database {TEMPLATE}")
+        upgrade(server.url(TEMPLATE))
+        yield server
+
+
+@pytest.fixture
+def admin(postgres15: Postgres) -> Iterator[psycopg.Connection]:
+    """Replaces the suite's `admin` here: an autocommit superuser connection to a fresh clone, on PostgreSQL 15."""
+    dbname = f"pgtap_{uuid4().hex[:12]}"
+    with psycopg.connect(postgres15.url("postgres"), autocommit=True) as maintenance:
+        maintenance.execute(f"create database {dbname} template {TEMPLATE}")
+        try:
+            with psycopg.connect(postgres15.url(dbname), autocommit=True) as conn:
+                yield conn
+        finally:
+            maintenance.execute(f"drop database {dbname} with (force)")
 
 
 def prove(pg_prove: str, connection: psycopg.Connection, *files: str) -> subprocess.CompletedProcess:

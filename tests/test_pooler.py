@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import JWT_SECRET, bearer
-from tests.servers import serving
 from tests.support.pgbouncer import running_pgbouncer
+from tests.support.servers import run_taskapi, serving
+from tests.support.tokens import JWT_SECRET, bearer, token_for
 from tests.support.workload import session_problems
 
 USERS = [f"user{n}" for n in range(8)]
@@ -35,7 +35,7 @@ def test_concurrent_users_through_a_transaction_pooler_on_any_port(pgbouncer, ad
     with serving(env, tmp_path) as (base, _), ThreadPoolExecutor(len(USERS)) as pool:
         problems = [
             problem
-            for found in pool.map(lambda user: session_problems(base, user, bearer(user), ROUNDS), USERS)
+            for found in pool.map(lambda user: session_problems(base, user, bearer(token_for(user)), ROUNDS), USERS)
             for problem in found
         ]
     assert problems == []
@@ -46,7 +46,7 @@ def test_concurrent_users_through_a_transaction_pooler_on_any_port(pgbouncer, ad
 def test_a_pooled_server_connection_carries_no_identity_after_a_request(pgbouncer, tmp_path):
     env = {"DATABASE_URL": pgbouncer["single_url"], "JWT_SECRET": JWT_SECRET}
     with serving(env, tmp_path) as (base, _):
-        response = httpx.post(f"{base}/api/alice/tasks", json={"title": "t"}, headers=bearer("alice"))
+        response = httpx.post(f"{base}/api/alice/tasks", json={"title": "t"}, headers=bearer(token_for("alice")))
         assert response.status_code == 201
         # The alias has one server connection: this query runs on the one the request used.
         with psycopg.connect(pgbouncer["single_url"], prepare_threshold=None, autocommit=True) as conn:
@@ -60,8 +60,6 @@ def test_a_pooled_server_connection_carries_no_identity_after_a_request(pgbounce
 
 
 def test_migrations_use_the_direct_url_while_the_api_uses_the_pooler(pgbouncer, admin_url, tmp_path):
-    from tests.servers import run_taskapi
-
     env = {"DATABASE_URL": pgbouncer["url"], "MIGRATIONS_DATABASE_URL": admin_url}
     result = run_taskapi("migrate", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,8 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.ops.preflight import PreflightError
-from tests.conftest import make_settings, url_for
+from tests.support.app import make_settings
+from tests.support.database import url_for
 
 
 def start(url: str) -> None:

@@ -7,7 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import LOGIN_ROLE, bearer, make_settings, url_for
+from tests.support.app import make_settings
+from tests.support.database import LOGIN_ROLE, url_for
+from tests.support.tokens import bearer, token_for
 
 
 @pytest.fixture
@@ -33,18 +35,18 @@ def api(app_url, replica) -> Iterator[TestClient]:
 
 
 def test_reads_come_from_the_replica_and_only_the_callers_rows(api):
-    titles = [task["title"] for task in api.get("/api/alice/tasks", headers=bearer("alice")).json()]
+    titles = [task["title"] for task in api.get("/api/alice/tasks", headers=bearer(token_for("alice"))).json()]
     assert titles == ["on the replica"]
 
 
 def test_another_users_row_on_the_replica_is_not_found(api, replica):
     with psycopg.connect(replica["admin_url"]) as conn:
         bobs_id = conn.execute("select id from tasks where user_id = 'bob'").fetchone()[0]
-    assert api.get(f"/api/alice/tasks/{bobs_id}", headers=bearer("alice")).status_code == 404
+    assert api.get(f"/api/alice/tasks/{bobs_id}", headers=bearer(token_for("alice"))).status_code == 404
 
 
 def test_writes_go_to_the_primary(api, admin, replica):
-    response = api.post("/api/alice/tasks", json={"title": "written"}, headers=bearer("alice"))
+    response = api.post("/api/alice/tasks", json={"title": "written"}, headers=bearer(token_for("alice")))
     assert response.status_code == 201
     assert admin.execute("select title from tasks").fetchall() == [("written",)]
     with psycopg.connect(replica["admin_url"]) as conn:

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import bearer, make_settings
+from tests.support.app import make_settings
+from tests.support.tokens import bearer, token_for
 
 
 class CountingProxy:
@@ -103,7 +104,7 @@ def round_trips(proxy: CountingProxy, call) -> tuple[int, object]:
 
 def test_every_route_costs_one_round_trip(proxied):
     client, proxy = proxied
-    alice = bearer("alice")
+    alice = bearer(token_for("alice"))
     client.get("/api/alice/tasks", headers=alice)  # the pool's connection is open now
     trips, created = round_trips(proxy, lambda: client.post("/api/alice/tasks", json={"title": "t"}, headers=alice))
     assert (created.status_code, trips) == (201, 1)
@@ -122,16 +123,16 @@ def test_every_route_costs_one_round_trip(proxied):
 
 def test_a_rejected_token_costs_no_round_trip(proxied):
     client, proxy = proxied
-    client.get("/api/alice/tasks", headers=bearer("alice"))
-    trips, response = round_trips(proxy, lambda: client.get("/api/alice/tasks", headers={"Authorization": "Bearer x"}))
+    client.get("/api/alice/tasks", headers=bearer(token_for("alice")))
+    trips, response = round_trips(proxy, lambda: client.get("/api/alice/tasks", headers=bearer("x")))
     assert (response.status_code, trips) == (401, 0)
-    trips, response = round_trips(proxy, lambda: client.get("/api/bob/tasks", headers=bearer("alice")))
+    trips, response = round_trips(proxy, lambda: client.get("/api/bob/tasks", headers=bearer(token_for("alice"))))
     assert (response.status_code, trips) == (403, 0)
 
 
 def test_a_failing_statement_costs_one_round_trip_more_for_the_rollback(proxied, admin):
     client, proxy = proxied
-    alice = bearer("alice")
+    alice = bearer(token_for("alice"))
     client.get("/api/alice/tasks", headers=alice)
     admin.execute("alter table tasks add constraint no_x check (title <> 'x')")
     trips, response = round_trips(proxy, lambda: client.post("/api/alice/tasks", json={"title": "x"}, headers=alice))
@@ -144,7 +145,7 @@ def test_conditional_and_idempotent_requests_cost_one_round_trip_too(proxied):
     """If-Match tells 404 from 412 in the same statement; an Idempotency-Key's claim, creation
     and stored answer travel in the same flight as the rest of the transaction."""
     client, proxy = proxied
-    alice = bearer("alice")
+    alice = bearer(token_for("alice"))
     client.get("/api/alice/tasks", headers=alice)
     keyed = {**alice, "Idempotency-Key": "one-flight"}
     create = lambda: client.post("/api/alice/tasks", json={"title": "t"}, headers=keyed)  # noqa: E731

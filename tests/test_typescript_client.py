@@ -17,15 +17,14 @@ from typing import Any
 import pytest
 
 from api.main import create_app
-from tests.conftest import make_settings
+from tests.support.app import make_settings
+from tests.support.database import UNREACHABLE_DATABASE
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "typescript"
 CLIENT_FILES = ("client.ts", "tsconfig.json")
 # The same options as `npm run generate` in clients/typescript/package.json. Without this one,
 # openapi-typescript makes every field that has a default required, even in request bodies.
 GENERATOR_OPTIONS = ("--default-non-nullable", "false")
-# The document needs no database: the app is built, never started.
-UNREACHABLE_DATABASE = "postgresql://nobody@/nowhere?host=/nonexistent-socket-dir"
 
 
 def run(command: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess[str]:
@@ -50,6 +49,7 @@ def node_bin() -> Path:
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
+    # The document needs no database: the app is built, never started.
     return create_app(make_settings(UNREACHABLE_DATABASE)).openapi()
 
 

@@ -8,12 +8,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.database.session import create_engine
-from api.main import create_app
 from tests.api.live import LiveServer, live_server, warm_up
-from tests.conftest import make_settings
-
-UNREACHABLE_DATABASE = "postgresql://nobody@/nowhere?host=/nonexistent-socket-dir&connect_timeout=1"
+from tests.support.app import offline_test_client
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +21,9 @@ def offline_client() -> Iterator[TestClient]:
     (test_problem_details checks that it does answer 503 once a request needs the database.)
     It is also cheap, as it needs no database of its own.
     """
-    settings = make_settings(UNREACHABLE_DATABASE)
-    app = create_app(settings)
-    app.state.engine = create_engine(UNREACHABLE_DATABASE, settings)
-    # Not entered as a context manager: the lifespan (and its database check) never runs.
-    yield TestClient(app, raise_server_exceptions=False)
-    asyncio.run(app.state.engine.dispose())
+    client = offline_test_client()
+    yield client
+    asyncio.run(client.app.state.engine.dispose())
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from tests.conftest import JWT_SECRET, bearer, cloned_database
-from tests.servers import serving
+from tests.support.database import cloned_database
+from tests.support.servers import serving
+from tests.support.tokens import JWT_SECRET, bearer, token_for
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LiveServer:
     app_url: str  # the least-privileged login role the server itself uses
 
     def client(self, user: str) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers=bearer(user), timeout=30)
+        return httpx.Client(base_url=self.base, headers=bearer(token_for(user)), timeout=30)
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -87,7 +88,7 @@ def at_once(server: LiveServer, user: str, calls: list[Call]) -> list[Answer]:
         body = json.dumps(call.body).encode() if call.body is not None else b""
         headers = {
             "Host": f"{host}:{port}",
-            **bearer(user),
+            **bearer(token_for(user)),
             "Content-Length": str(len(body)),
             "Connection": "close",
             **({"Content-Type": "application/json"} if call.body is not None else {}),

@@ -11,11 +11,10 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from psycopg.rows import dict_row
 
-from tests.conftest import JWT_SECRET, bearer
+from tests.support.app import PROBLEM_JSON, tasks_url
+from tests.support.tokens import JWT_SECRET, bearer, token_for
+from tests.support.users import ALICE
 
-ALICE = "alice"
-BOB = "bob"
-PROBLEM_JSON = "application/problem+json"
 BIGINT_MAX = 2**63 - 1
 TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"}
 ROUTES = [  # (method, path under /api/{user}/tasks, operationId, item route?)
@@ -27,14 +26,6 @@ ROUTES = [  # (method, path under /api/{user}/tasks, operationId, item route?)
     ("PATCH", "/{id}/complete", "completeTask", True),
 ]
 VALID_BODIES = {"POST": {"title": "x"}, "PUT": {"title": "x"}, "PATCH": {"completed": True}}
-
-
-def tasks_url(owner: str) -> str:
-    return f"/api/{owner}/tasks"
-
-
-def task_url(owner: str, task_id: int | str) -> str:
-    return f"/api/{owner}/tasks/{task_id}"
 
 
 def call(client: TestClient, method: str, owner: str, suffix: str, task_id: int, **kwargs) -> Response:
@@ -144,7 +135,7 @@ def next_link(response: Response) -> str | None:
 
 def walk(client: TestClient, owner: str, max_pages: int = 200, **params: Any) -> list[list[dict]]:
     """Follow `rel="next"` from the first page to the last; returns the pages."""
-    response = client.get(tasks_url(owner), params=params, headers=bearer(owner))
+    response = client.get(tasks_url(owner), params=params, headers=bearer(token_for(owner)))
     pages = []
     while True:
         assert response.status_code == 200, response.text
@@ -153,7 +144,7 @@ def walk(client: TestClient, owner: str, max_pages: int = 200, **params: Any) ->
         if url is None:
             return pages
         assert len(pages) < max_pages, "the next links never end"
-        response = client.get(url, headers=bearer(owner))
+        response = client.get(url, headers=bearer(token_for(owner)))
 
 
 # --- the OpenAPI document -----------------------------------------------------------------
@@ -181,7 +172,7 @@ def api_operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- tokens -------------------------------------------------------------------------------
 
 
-def token(
+def crafted_token(
     claims: dict[str, Any] | None = None,
     *,
     key: str | None = JWT_SECRET,
@@ -189,7 +180,11 @@ def token(
     sub: Any = ALICE,
     exp_in: int | None = 3600,
 ) -> str:
-    """A JWT with the usual claims unless overridden; `sub`/`exp_in` of None leave them out."""
+    """A JWT built claim by claim, with any key and algorithm: for tokens the API must refuse.
+
+    The usual claims unless overridden; `sub`/`exp_in` of None leave them out. A token the API
+    accepts comes from `tests.support.tokens.token_for`.
+    """
     now = int(time.time())
     payload: dict[str, Any] = {"iat": now}
     if sub is not None:
@@ -198,7 +193,3 @@ def token(
         payload["exp"] = now + exp_in
     payload.update(claims or {})
     return jwt.encode(payload, key, algorithm=algorithm)
-
-
-def auth(raw_token: str, scheme: str = "Bearer") -> dict[str, str]:
-    return {"Authorization": f"{scheme} {raw_token}"}

@@ -11,19 +11,10 @@ import warnings
 
 import pytest
 
-from tests.api.support import (
-    ALICE,
-    BOB,
-    ROUTES,
-    assert_invalid,
-    assert_problem,
-    auth,
-    call,
-    table,
-    tasks_url,
-    token,
-)
-from tests.conftest import JWT_SECRET, bearer, create_task
+from tests.api.support import ROUTES, assert_invalid, assert_problem, call, crafted_token, table
+from tests.support.app import create_task, tasks_url
+from tests.support.tokens import JWT_SECRET, bearer, token_for
+from tests.support.users import ALICE, BOB
 
 OTHER_SECRET = "another-secret-that-is-also-long-enough-0123456789"
 
@@ -31,11 +22,11 @@ OTHER_SECRET = "another-secret-that-is-also-long-enough-0123456789"
 def _hs512_same_secret() -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyJWT warns that the key is short for HS512
-        return token(algorithm="HS512")
+        return crafted_token(algorithm="HS512")
 
 
 def _payload_swapped_for_bob() -> str:
-    header, _, signature = token().split(".")
+    header, _, signature = crafted_token().split(".")
     forged = {"sub": BOB, "exp": int(time.time()) + 3600}
     payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
     return f"{header}.{payload}.{signature}"
@@ -44,25 +35,25 @@ def _payload_swapped_for_bob() -> str:
 INVALID_TOKENS = {
     "not-a-jwt": lambda: "not-a-jwt",
     "three-garbage-parts": lambda: "abc.def.ghi",
-    "two-parts": lambda: ".".join(token().split(".")[:2]),
-    "truncated-signature": lambda: token()[:-5],
+    "two-parts": lambda: ".".join(crafted_token().split(".")[:2]),
+    "truncated-signature": lambda: crafted_token()[:-5],
     "payload-tampered": _payload_swapped_for_bob,
-    "expired": lambda: token(exp_in=-3600),
-    "expired-a-minute-ago": lambda: token(exp_in=-60),
-    "signed-with-another-secret": lambda: token(key=OTHER_SECRET),
-    "alg-none": lambda: token(key=None, algorithm="none"),
+    "expired": lambda: crafted_token(exp_in=-3600),
+    "expired-a-minute-ago": lambda: crafted_token(exp_in=-60),
+    "signed-with-another-secret": lambda: crafted_token(key=OTHER_SECRET),
+    "alg-none": lambda: crafted_token(key=None, algorithm="none"),
     "hs512-with-the-same-secret": _hs512_same_secret,
-    "missing-exp": lambda: token(exp_in=None),
-    "missing-sub": lambda: token(sub=None),
-    "empty-sub": lambda: token(sub=""),
-    "numeric-sub": lambda: token(sub=123),
-    "null-sub": lambda: token(sub=None, claims={"sub": None}),
-    "list-sub": lambda: token(sub=[ALICE]),
-    "control-characters-in-sub": lambda: token(sub="ali\nce"),
-    "nbf-in-the-future": lambda: token(claims={"nbf": int(time.time()) + 3600}),
-    "iat-in-the-future": lambda: token(claims={"iat": int(time.time()) + 3600}),
-    "non-numeric-exp": lambda: token(exp_in=None, claims={"exp": "tomorrow"}),
-    "oversized": lambda: token(claims={"padding": "x" * 10_000}),
+    "missing-exp": lambda: crafted_token(exp_in=None),
+    "missing-sub": lambda: crafted_token(sub=None),
+    "empty-sub": lambda: crafted_token(sub=""),
+    "numeric-sub": lambda: crafted_token(sub=123),
+    "null-sub": lambda: crafted_token(sub=None, claims={"sub": None}),
+    "list-sub": lambda: crafted_token(sub=[ALICE]),
+    "control-characters-in-sub": lambda: crafted_token(sub="ali\nce"),
+    "nbf-in-the-future": lambda: crafted_token(claims={"nbf": int(time.time()) + 3600}),
+    "iat-in-the-future": lambda: crafted_token(claims={"iat": int(time.time()) + 3600}),
+    "non-numeric-exp": lambda: crafted_token(exp_in=None, claims={"exp": "tomorrow"}),
+    "oversized": lambda: crafted_token(claims={"padding": "x" * 10_000}),
 }
 
 
@@ -77,7 +68,7 @@ class TestMissingCredentials:
         assert response.headers["www-authenticate"].startswith("Bearer ")
 
     def test_anonymous_with_a_token_in_the_query_string_only_gets_401(self, offline_client):
-        valid = token()
+        valid = token_for(ALICE)
         for name in ("access_token", "token", "authorization"):
             response = offline_client.get(tasks_url(ALICE), params={name: valid})
 
@@ -96,7 +87,7 @@ class TestInvalidToken:
     def test_an_invalid_token_gets_401_with_error_invalid_token(self, offline_client, kind):
         bad = INVALID_TOKENS[kind]()
 
-        response = offline_client.get(tasks_url(ALICE), headers=auth(bad))
+        response = offline_client.get(tasks_url(ALICE), headers=bearer(bad))
 
         body = assert_problem(response, 401)
         challenge = response.headers["www-authenticate"]
@@ -110,7 +101,7 @@ class TestInvalidToken:
         before = table(admin)
 
         for kind in ("expired", "alg-none", "signed-with-another-secret", "payload-tampered"):
-            headers = auth(INVALID_TOKENS[kind]())
+            headers = bearer(INVALID_TOKENS[kind]())
             for method, suffix, _, _ in ROUTES:
                 response = call(client, method, ALICE, suffix, task["id"], headers=headers)
                 assert_problem(response, 401, case=(kind, method, suffix))
@@ -122,7 +113,7 @@ class TestScheme:
         task = create_task(client, ALICE)
 
         for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
-            response = client.get(tasks_url(ALICE), headers=auth(token(), scheme=scheme))
+            response = client.get(tasks_url(ALICE), headers={"Authorization": f"{scheme} {crafted_token()}"})
             assert response.status_code == 200, scheme
             assert [t["id"] for t in response.json()] == [task["id"]]
 
@@ -148,7 +139,7 @@ class TestScheme:
         ],
     )
     def test_any_other_authorization_header_gets_401_with_a_bearer_challenge(self, offline_client, header):
-        valid = token()
+        valid = token_for(ALICE)
 
         response = offline_client.get(tasks_url(ALICE), headers={"Authorization": header.format(token=valid)})
 
@@ -159,19 +150,19 @@ class TestScheme:
 
 class TestValidToken:
     def test_a_fresh_token_for_the_path_user_is_accepted(self, client):
-        response = client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
 
     def test_nbf_and_iat_in_the_past_are_accepted(self, client):
         past = int(time.time()) - 600
-        response = client.get(tasks_url(ALICE), headers=auth(token(claims={"nbf": past, "iat": past})))
+        response = client.get(tasks_url(ALICE), headers=bearer(crafted_token(claims={"nbf": past, "iat": past})))
 
         assert response.status_code == 200
 
     def test_the_subject_is_the_identity_whatever_else_the_token_claims(self, client, admin):
         forged_claims = {"user_id": BOB, "role": "admin", "aud": "somewhere"}
-        headers = auth(token(claims=forged_claims))
+        headers = bearer(crafted_token(claims=forged_claims))
 
         response = client.post(tasks_url(ALICE), json={"title": "mine"}, headers=headers)
 
@@ -190,7 +181,7 @@ class TestValidToken:
         payload = b64(json.dumps({"sub": ALICE, "exp": int(time.time()) + 60}).encode())
         signature = hmac.new(JWT_SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
 
-        response = client.get(tasks_url(ALICE), headers=auth(f"{header}.{payload}.{b64(signature)}"))
+        response = client.get(tasks_url(ALICE), headers=bearer(f"{header}.{payload}.{b64(signature)}"))
 
         assert response.status_code == 200
 
@@ -198,22 +189,22 @@ class TestValidToken:
 class TestOwnerCheck:
     @pytest.mark.parametrize(("method", "suffix", "operation", "_"), ROUTES, ids=[r[2] for r in ROUTES])
     def test_a_valid_token_for_another_user_gets_403_on_every_route(self, offline_client, method, suffix, operation, _):
-        response = call(offline_client, method, BOB, suffix, 1, headers=bearer(ALICE))
+        response = call(offline_client, method, BOB, suffix, 1, headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 403)
 
     def test_the_path_user_must_match_the_subject_exactly(self, offline_client):
         for path_user in ("Alice", "alice ", "alic", "alice2", "%61lice%00"):
-            response = offline_client.get(tasks_url(path_user), headers=bearer(ALICE))
+            response = offline_client.get(tasks_url(path_user), headers=bearer(token_for(ALICE)))
             assert response.status_code == 403, path_user
             assert_problem(response, 403)
 
     def test_another_users_token_with_an_invalid_body_gets_403_not_422(self, offline_client):
-        response = offline_client.post(tasks_url(BOB), json={"title": ""}, headers=bearer(ALICE))
+        response = offline_client.post(tasks_url(BOB), json={"title": ""}, headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 403)
 
     def test_the_owner_is_not_forbidden_and_a_bad_body_is_then_422(self, client):
-        response = client.post(tasks_url(ALICE), json={"title": ""}, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json={"title": ""}, headers=bearer(token_for(ALICE)))
 
         assert_invalid(response, "title")

@@ -12,18 +12,10 @@ from typing import Any
 import pytest
 
 from tests.api.live import Call, at_once
-from tests.api.support import (
-    ALICE,
-    BOB,
-    assert_invalid,
-    assert_problem,
-    assert_task_shape,
-    db_row,
-    parse_time,
-    table,
-    task_url,
-)
-from tests.conftest import bearer, create_task
+from tests.api.support import assert_invalid, assert_problem, assert_task_shape, db_row, parse_time, table
+from tests.support.app import create_task, task_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 WRITES = ["PUT", "PATCH", "DELETE"]
 # If-Match values judged against a task at version 3.
@@ -51,7 +43,7 @@ NOT_MATCHING_CURRENT = [
 
 def write(client, method: str, owner: str, task_id: int, *, if_match: str | None = None, **kwargs: Any):
     """PUT (a new title), PATCH .../complete (a toggle) or DELETE one task, maybe with If-Match."""
-    headers = {**bearer(owner), **({"If-Match": if_match} if if_match is not None else {})}
+    headers = {**bearer(token_for(owner)), **({"If-Match": if_match} if if_match is not None else {})}
     if method == "PUT":
         kwargs.setdefault("json", {"title": "changed"})
         return client.put(task_url(owner, task_id), headers=headers, **kwargs)
@@ -79,7 +71,7 @@ def assert_applied(response, method: str, before: dict, after: dict | None) -> N
 
 
 def get(client, owner: str, task_id: int, if_none_match: str | None = None):
-    headers = {**bearer(owner), **({"If-None-Match": if_none_match} if if_none_match is not None else {})}
+    headers = {**bearer(token_for(owner)), **({"If-None-Match": if_none_match} if if_none_match is not None else {})}
     return client.get(task_url(owner, task_id), headers=headers)
 
 
@@ -87,7 +79,9 @@ def at_version(client, admin, version: int) -> dict:
     """Alice's task, edited through the API until it is at `version`; returns its DB row."""
     task = create_task(client, ALICE, title="original", description="kept")
     for _ in range(version - 1):
-        assert client.patch(f"{task_url(ALICE, task['id'])}/complete", headers=bearer(ALICE)).status_code == 200
+        assert (
+            client.patch(f"{task_url(ALICE, task['id'])}/complete", headers=bearer(token_for(ALICE))).status_code == 200
+        )
     row = db_row(admin, task["id"])
     assert row is not None and row["version"] == version
     return row
@@ -98,7 +92,7 @@ def at_version(client, admin, version: int) -> dict:
 
 class TestVersionsAndETags:
     def test_every_single_task_answer_carries_the_version_as_a_strong_etag(self, client, admin):
-        created = client.post("/api/alice/tasks", json={"title": "v"}, headers=bearer(ALICE))
+        created = client.post("/api/alice/tasks", json={"title": "v"}, headers=bearer(token_for(ALICE)))
         assert created.status_code == 201
         assert created.json()["version"] == 1
         assert created.headers["etag"] == '"1"'
@@ -115,7 +109,7 @@ class TestVersionsAndETags:
         assert toggled.headers["etag"] == '"3"' and toggled.json()["version"] == 3
 
         set_explicitly = client.patch(
-            f"{task_url(ALICE, task_id)}/complete", json={"completed": False}, headers=bearer(ALICE)
+            f"{task_url(ALICE, task_id)}/complete", json={"completed": False}, headers=bearer(token_for(ALICE))
         )
         assert set_explicitly.headers["etag"] == '"4"' and set_explicitly.json()["version"] == 4
 
@@ -126,7 +120,7 @@ class TestVersionsAndETags:
         task = create_task(client, ALICE)
         write(client, "PUT", ALICE, task["id"])
 
-        listed = client.get("/api/alice/tasks", headers=bearer(ALICE))
+        listed = client.get("/api/alice/tasks", headers=bearer(token_for(ALICE)))
 
         assert [t["version"] for t in listed.json()] == [2]
         assert "etag" not in listed.headers
@@ -143,7 +137,9 @@ class TestVersionsAndETags:
     def test_the_client_cannot_set_the_version(self, client, admin):
         task = create_task(client, ALICE)
 
-        assert_invalid(client.post("/api/alice/tasks", json={"title": "x", "version": 9}, headers=bearer(ALICE)))
+        assert_invalid(
+            client.post("/api/alice/tasks", json={"title": "x", "version": 9}, headers=bearer(token_for(ALICE)))
+        )
         assert_invalid(write(client, "PUT", ALICE, task["id"], json={"title": "x", "version": 9}))
 
         assert [row["version"] for row in table(admin)] == [1]
@@ -230,10 +226,10 @@ class TestIfMatch:
         body = {"title": "x"} if method == "PUT" else None
 
         overlong = client.request(
-            method, url, headers={**bearer(ALICE), "If-Match": '"1", ' + '"2", ' * 300}, json=body
+            method, url, headers={**bearer(token_for(ALICE)), "If-Match": '"1", ' + '"2", ' * 300}, json=body
         )
         anonymous = client.request(method, url, headers={"If-Match": "*"}, json=body)
-        wrong_user = client.request(method, url, headers={**bearer(BOB), "If-Match": "*"}, json=body)
+        wrong_user = client.request(method, url, headers={**bearer(token_for(BOB)), "If-Match": "*"}, json=body)
 
         assert_invalid(overlong, "If-Match")
         assert_problem(anonymous, 401)
@@ -311,7 +307,7 @@ class TestIfMatchKeepsTheRestOfTheRequest:
         response = client.patch(
             f"{task_url(ALICE, task['id'])}/complete",
             json={"completed": True},
-            headers={**bearer(ALICE), "If-Match": '"1"'},
+            headers={**bearer(token_for(ALICE)), "If-Match": '"1"'},
         )
 
         assert response.status_code == 200 and response.headers["etag"] == '"2"'
@@ -378,13 +374,15 @@ class TestIfNoneMatch:
         url = task_url(ALICE, task["id"])
 
         assert_problem(client.get(url, headers={"If-None-Match": "*"}), 401)
-        assert_problem(client.get(url, headers={**bearer(BOB), "If-None-Match": "*"}), 403)
+        assert_problem(client.get(url, headers={**bearer(token_for(BOB)), "If-None-Match": "*"}), 403)
 
     def test_if_none_match_does_not_apply_to_writes(self, client, admin):
         task = create_task(client, ALICE)
 
         response = client.put(
-            task_url(ALICE, task["id"]), json={"title": "written"}, headers={**bearer(ALICE), "If-None-Match": '"1"'}
+            task_url(ALICE, task["id"]),
+            json={"title": "written"},
+            headers={**bearer(token_for(ALICE)), "If-None-Match": '"1"'},
         )
 
         assert response.status_code == 200

@@ -26,28 +26,19 @@ from api.main import create_app
 from api.tasks.models import TaskCreate
 from api.tasks.service import IdempotentCreate
 from tests.api.live import Call, at_once
-from tests.api.support import (
-    ALICE,
-    BOB,
-    assert_invalid,
-    assert_problem,
-    assert_task_shape,
-    db_row,
-    parse_time,
-    table,
-    task_url,
-    tasks_url,
-)
-from tests.conftest import bearer, make_settings
+from tests.api.support import assert_invalid, assert_problem, assert_task_shape, db_row, parse_time, table
+from tests.support.app import make_settings, task_url, tasks_url
+from tests.support.database import begin_as
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 KEY = "5f0c8f1e-3b7a-4d2c-9a51-2f8e6c1d0b47"
 BODY = {"title": "Buy milk", "description": "2 litres", "completed": False}
 DEFAULT_TTL = timedelta(hours=24)
-IDENTITY = "select set_config('role', 'app_user', true), set_config('app.user_id', %s, true)"
 
 
 def post(client, owner: str, body: dict[str, Any] | None = None, key: str | bytes | None = KEY, **kwargs: Any):
-    headers = {**bearer(owner), **({"Idempotency-Key": key} if key is not None else {})}
+    headers = {**bearer(token_for(owner)), **({"Idempotency-Key": key} if key is not None else {})}
     if "content" not in kwargs:
         kwargs["json"] = BODY if body is None else body
     return client.post(tasks_url(owner), headers=headers, **kwargs)
@@ -129,8 +120,8 @@ class TestReplay:
     def test_the_replay_is_the_original_answer_even_after_the_task_changed_or_was_deleted(self, client, admin):
         original = assert_created(post(client, ALICE), replayed=False)
         url = task_url(ALICE, original["id"])
-        assert client.put(url, json={"title": "renamed"}, headers=bearer(ALICE)).status_code == 200
-        assert client.patch(f"{url}/complete", headers=bearer(ALICE)).status_code == 200
+        assert client.put(url, json={"title": "renamed"}, headers=bearer(token_for(ALICE))).status_code == 200
+        assert client.patch(f"{url}/complete", headers=bearer(token_for(ALICE))).status_code == 200
         assert db_row(admin, original["id"])["version"] == 3
 
         after_edits = post(client, ALICE)
@@ -138,7 +129,7 @@ class TestReplay:
         assert assert_created(after_edits, replayed=True) == original  # title, version 1, created_at, all
         assert after_edits.headers["etag"] == '"1"'
 
-        assert client.delete(url, headers=bearer(ALICE)).status_code == 204
+        assert client.delete(url, headers=bearer(token_for(ALICE))).status_code == 204
         after_delete = post(client, ALICE)
 
         assert assert_created(after_delete, replayed=True) == original
@@ -151,7 +142,7 @@ class TestReplay:
         response = client.post(
             tasks_url(ALICE),
             content=reordered,
-            headers={**bearer(ALICE), "Idempotency-Key": KEY, "Content-Type": "application/json"},
+            headers={**bearer(token_for(ALICE)), "Idempotency-Key": KEY, "Content-Type": "application/json"},
         )
 
         assert assert_created(response, replayed=True) == original
@@ -235,7 +226,7 @@ class TestPerUser:
 
     def test_a_request_refused_before_the_database_stores_no_key(self, client, admin):
         forbidden = client.post(
-            tasks_url(ALICE), json=BODY, headers={**bearer(BOB), "Idempotency-Key": KEY}
+            tasks_url(ALICE), json=BODY, headers={**bearer(token_for(BOB)), "Idempotency-Key": KEY}
         )  # bob on alice's path
         anonymous = client.post(tasks_url(ALICE), json=BODY, headers={"Idempotency-Key": KEY})
 
@@ -346,7 +337,7 @@ class TestExpiry:
 def holder(app_url: str) -> Iterator[psycopg.Connection]:
     """A transaction as the API opens one for alice, left open: it holds whatever it writes."""
     with psycopg.connect(app_url) as conn:
-        conn.execute(IDENTITY, (ALICE,))
+        begin_as(conn, ALICE)
         yield conn
 
 
@@ -476,37 +467,25 @@ class TestVanishedKey:
 
 
 @pytest.fixture
-def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(app_url) as conn:
-        yield conn
-
-
-@pytest.fixture
 def two_users_keys(admin: psycopg.Connection) -> None:
     for user_id in (ALICE, BOB):
         for key in (f"{user_id}-key", "shared-key"):
             insert_key(admin, user_id, key, expired=False)
 
 
-def as_user(conn: psycopg.Connection, user_id: str) -> psycopg.Cursor:
-    cursor = conn.cursor()
-    cursor.execute(IDENTITY, (user_id,))
-    return cursor
-
-
 @pytest.mark.usefixtures("two_users_keys")
 class TestIsolationInSql:
     def test_a_user_sees_only_their_own_keys(self, app_conn):
-        rows = as_user(app_conn, ALICE).execute("select user_id, key from idempotency_keys order by key").fetchall()
+        rows = begin_as(app_conn, ALICE).execute("select user_id, key from idempotency_keys order by key").fetchall()
 
         assert rows == [(ALICE, "alice-key"), (ALICE, "shared-key")]
 
     def test_nobody_sees_any_key(self, app_conn):
-        assert as_user(app_conn, "").execute("select count(*) from idempotency_keys").fetchone() == (0,)
+        assert begin_as(app_conn, "").execute("select count(*) from idempotency_keys").fetchone() == (0,)
 
     def test_a_user_cannot_change_or_delete_another_users_keys(self, app_conn, admin):
         before = keys(admin)
-        cursor = as_user(app_conn, ALICE)
+        cursor = begin_as(app_conn, ALICE)
 
         cursor.execute("update idempotency_keys set response_body = '{\"id\": 1}' where user_id = %s", (BOB,))
         assert cursor.rowcount == 0
@@ -527,13 +506,13 @@ class TestIsolationInSql:
         ]
         for statement in statements:
             with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
-                as_user(app_conn, ALICE).execute(statement)
+                begin_as(app_conn, ALICE).execute(statement)
             app_conn.rollback()
 
         assert keys(admin) == before
 
     def test_a_users_new_key_is_recorded_under_their_own_name(self, app_conn, admin):
-        as_user(app_conn, BOB).execute(
+        begin_as(app_conn, BOB).execute(
             "insert into idempotency_keys (key, request_hash, expires_at) values ('fresh', 'h', now())"
         )
         app_conn.commit()
@@ -548,7 +527,7 @@ class TestIsolationInSql:
             "truncate idempotency_keys",
         ):
             with pytest.raises(errors.InsufficientPrivilege):
-                as_user(app_conn, ALICE).execute(statement)
+                begin_as(app_conn, ALICE).execute(statement)
             app_conn.rollback()
 
 

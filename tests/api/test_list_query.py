@@ -4,12 +4,14 @@ from typing import ClassVar
 
 import pytest
 
-from tests.api.support import ALICE, BOB, assert_invalid, insert_task, insert_tasks, tasks_url
-from tests.conftest import bearer
+from tests.api.support import assert_invalid, insert_task, insert_tasks
+from tests.support.app import tasks_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 
 def listed(client, **params) -> list[int]:
-    response = client.get(tasks_url(ALICE), params=params, headers=bearer(ALICE))
+    response = client.get(tasks_url(ALICE), params=params, headers=bearer(token_for(ALICE)))
     assert response.status_code == 200, response.text
     return [task["id"] for task in response.json()]
 
@@ -32,7 +34,9 @@ class TestStatus:
 
     def test_an_unknown_status_is_422_naming_status(self, client, tasks):
         for value in ("done", "ALL", "", "true", "pending,completed"):
-            assert_invalid(client.get(tasks_url(ALICE), params={"status": value}, headers=bearer(ALICE)), "status")
+            assert_invalid(
+                client.get(tasks_url(ALICE), params={"status": value}, headers=bearer(token_for(ALICE))), "status"
+            )
 
 
 class TestSort:
@@ -66,7 +70,9 @@ class TestSort:
 
     def test_an_unknown_sort_is_422_naming_sort(self, client):
         for value in ("priority", "-priority", "created_at", "+created", "Title", "--title", ""):
-            assert_invalid(client.get(tasks_url(ALICE), params={"sort": value}, headers=bearer(ALICE)), "sort")
+            assert_invalid(
+                client.get(tasks_url(ALICE), params={"sort": value}, headers=bearer(token_for(ALICE))), "sort"
+            )
 
 
 class TestSearch:
@@ -125,6 +131,6 @@ class TestSearch:
         assert listed(client, q="milk", status="pending") == [pending]
 
     def test_q_longer_than_200_characters_is_422_naming_q(self, client):
-        response = client.get(tasks_url(ALICE), params={"q": "x" * 201}, headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), params={"q": "x" * 201}, headers=bearer(token_for(ALICE)))
 
         assert_invalid(response, "q")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.api.support import PROBLEM_JSON, ROUTES, api_operations, resolve
+from tests.api.support import ROUTES, api_operations, resolve
+from tests.support.app import PROBLEM_JSON
 
 OPERATIONS = {
     operation: (method.lower(), "/api/{user_id}/tasks" + suffix.replace("{id}", "{task_id}"))

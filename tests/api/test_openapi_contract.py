@@ -15,7 +15,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from tests.api.support import PROBLEM_JSON, ROUTES, api_operations, resolve
+from tests.api.support import ROUTES, api_operations, resolve
+from tests.support.app import PROBLEM_JSON
 
 API_OPERATIONS = {operation for _, _, operation, _ in ROUTES}
 HEALTH_OPERATIONS = {"healthz", "readyz"}

@@ -9,17 +9,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.api.support import (
-    ALICE,
-    BOB,
-    assert_invalid,
-    insert_tasks,
-    next_link,
-    parse_time,
-    tasks_url,
-    walk,
-)
-from tests.conftest import bearer
+from tests.api.support import assert_invalid, insert_tasks, next_link, parse_time, walk
+from tests.support.app import tasks_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 SORTS = ["created", "-created", "updated", "-updated", "title", "-title"]
 KEY = {"created": "created_at", "updated": "updated_at", "title": "title"}
@@ -27,7 +20,7 @@ BASE = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 
 
 def get(client, **params):
-    return client.get(tasks_url(ALICE), params=params, headers=bearer(ALICE))
+    return client.get(tasks_url(ALICE), params=params, headers=bearer(token_for(ALICE)))
 
 
 def encode_cursor(data) -> str:
@@ -62,7 +55,7 @@ class TestLimit:
         first = get(client)
 
         assert len(first.json()) == 50
-        second = client.get(next_link(first), headers=bearer(ALICE))
+        second = client.get(next_link(first), headers=bearer(token_for(ALICE)))
         assert len(second.json()) == 1
         assert next_link(second) is None
 
@@ -100,7 +93,9 @@ class TestLinkHeader:
     def test_the_link_never_names_the_host_the_request_claimed(self, client, admin):
         seed(admin, 3)
 
-        response = client.get(tasks_url(ALICE), params={"limit": 1}, headers={**bearer(ALICE), "Host": "evil.example"})
+        response = client.get(
+            tasks_url(ALICE), params={"limit": 1}, headers={**bearer(token_for(ALICE)), "Host": "evil.example"}
+        )
 
         assert response.status_code == 200
         assert "evil" not in response.headers["link"]
@@ -110,11 +105,11 @@ class TestLinkHeader:
         owner = "ann 100% <x>"
         insert_tasks(admin, [{"user_id": owner, "title": f"t{n}"} for n in range(2)])
 
-        response = client.get(f"/api/{quote(owner)}/tasks", params={"limit": 1}, headers=bearer(owner))
+        response = client.get(f"/api/{quote(owner)}/tasks", params={"limit": 1}, headers=bearer(token_for(owner)))
 
         assert response.status_code == 200, response.text
         assert next_link(response).startswith("/api/ann%20100%25%20%3Cx%3E/tasks?")
-        assert len(client.get(next_link(response), headers=bearer(owner)).json()) == 1
+        assert len(client.get(next_link(response), headers=bearer(token_for(owner))).json()) == 1
 
     def test_the_last_page_has_no_link(self, client, admin):
         seed(admin, 4)

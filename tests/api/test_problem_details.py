@@ -7,30 +7,21 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from api.tasks import service
-from tests.api.support import (
-    ALICE,
-    BOB,
-    PROBLEM_JSON,
-    assert_invalid,
-    assert_problem,
-    auth,
-    bad_fields,
-    task_url,
-    tasks_url,
-    token,
-)
-from tests.conftest import bearer, create_task
+from tests.api.support import assert_invalid, assert_problem, bad_fields, crafted_token
+from tests.support.app import PROBLEM_JSON, create_task, task_url, tasks_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 LEAKS = ("select", "insert", "update tasks", "traceback", "psycopg", "sqlalchemy", 'file "', "tasks.")
 
 # Errors produced before any database work, so the app without a database can produce them.
 OFFLINE_ERRORS = {
-    "malformed-json-400": lambda: ("POST", tasks_url(ALICE), {"content": "{", **_json(bearer(ALICE))}, 400),
+    "malformed-json-400": lambda: ("POST", tasks_url(ALICE), {"content": "{", **_json(bearer(token_for(ALICE)))}, 400),
     "no-token-401": lambda: ("GET", tasks_url(ALICE), {}, 401),
-    "bad-token-401": lambda: ("GET", tasks_url(ALICE), {"headers": auth(token(exp_in=-60))}, 401),
-    "other-user-403": lambda: ("GET", tasks_url(BOB), {"headers": bearer(ALICE)}, 403),
-    "no-such-route-404": lambda: ("GET", "/api/alice/nothing-here", {"headers": bearer(ALICE)}, 404),
-    "method-not-allowed-405": lambda: ("DELETE", tasks_url(ALICE), {"headers": bearer(ALICE)}, 405),
+    "bad-token-401": lambda: ("GET", tasks_url(ALICE), {"headers": bearer(crafted_token(exp_in=-60))}, 401),
+    "other-user-403": lambda: ("GET", tasks_url(BOB), {"headers": bearer(token_for(ALICE))}, 403),
+    "no-such-route-404": lambda: ("GET", "/api/alice/nothing-here", {"headers": bearer(token_for(ALICE))}, 404),
+    "method-not-allowed-405": lambda: ("DELETE", tasks_url(ALICE), {"headers": bearer(token_for(ALICE))}, 405),
 }
 
 
@@ -61,7 +52,7 @@ class TestShape:
         assert_reveals_nothing(response)
 
     def test_a_missing_task_is_a_problem_document(self, client):
-        response = client.get(task_url(ALICE, 12345), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, 12345), headers=bearer(token_for(ALICE)))
 
         body = assert_problem(response, 404)
         assert "12345" in body["detail"]
@@ -69,7 +60,7 @@ class TestShape:
     def test_a_validation_error_is_a_422_problem_with_one_entry_per_bad_field(self, client, admin):
         body = {"title": "t" * 201, "completed": "yes", "colour": "red"}
 
-        response = client.post(tasks_url(ALICE), json=body, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json=body, headers=bearer(token_for(ALICE)))
 
         problem = assert_invalid(response, "title", "completed", "colour")
         assert sorted(bad_fields(problem)) == ["colour", "completed", "title"]
@@ -77,11 +68,11 @@ class TestShape:
         assert problem["title"] == "Unprocessable Entity"
 
     def test_a_validation_error_locates_query_and_path_fields(self, client):
-        response = client.get(tasks_url(ALICE), params={"limit": "0", "sort": "x"}, headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), params={"limit": "0", "sort": "x"}, headers=bearer(token_for(ALICE)))
         problem = assert_invalid(response, "limit", "sort")
         assert {tuple(error["loc"]) for error in problem["errors"]} == {("query", "limit"), ("query", "sort")}
 
-        response = client.get(task_url(ALICE, 0), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, 0), headers=bearer(token_for(ALICE)))
         problem = assert_invalid(response, "task_id")
         assert [error["loc"] for error in problem["errors"]] == [["path", "task_id"]]
 
@@ -89,7 +80,7 @@ class TestShape:
         response = client.post(
             tasks_url(ALICE),
             content='{"title": ',
-            headers={**bearer(ALICE), "content-type": "application/json"},
+            headers={**bearer(token_for(ALICE)), "content-type": "application/json"},
         )
 
         assert_problem(response, 400)
@@ -103,29 +94,29 @@ class TestNothingLeaks:
         response = client.post(
             tasks_url(ALICE),
             json={"title": marker * 20, "completed": marker, "colour": marker},
-            headers=bearer(ALICE),
+            headers=bearer(token_for(ALICE)),
         )
 
         assert_invalid(response, "title", "completed", "colour")
         assert marker not in response.text
 
     def test_a_rejected_token_is_not_echoed(self, offline_client):
-        bad = token(key="some-other-secret-that-is-long-enough-000000")
+        bad = crafted_token(key="some-other-secret-that-is-long-enough-000000")
 
-        response = offline_client.get(tasks_url(ALICE), headers=auth(bad))
+        response = offline_client.get(tasks_url(ALICE), headers=bearer(bad))
 
         assert_problem(response, 401)
         assert_reveals_nothing(response, bad, bad.split(".")[2])
 
     def test_an_unexpected_failure_is_a_500_problem_that_reveals_nothing(self, client, monkeypatch):
         task = create_task(client, ALICE)
-        valid = bearer(ALICE)["Authorization"].split()[1]
+        valid = token_for(ALICE)
 
         async def explode(*args, **kwargs):
             raise RuntimeError(f"select * from tasks where token = '{valid}'")
 
         monkeypatch.setattr(service, "get_task", explode)
-        response = client.get(task_url(ALICE, task["id"]), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, task["id"]), headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 500)
         assert_reveals_nothing(response, valid)
@@ -141,7 +132,7 @@ class TestNothingLeaks:
             )
 
         monkeypatch.setattr(service, "get_task", fail)
-        response = client.get(task_url(ALICE, task["id"]), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, task["id"]), headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 500)
         assert_reveals_nothing(response, "titel")
@@ -155,14 +146,14 @@ class TestNothingLeaks:
             )
 
         monkeypatch.setattr(service, "create_task", refuse)
-        response = client.post(tasks_url(ALICE), json={"title": "x"}, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json={"title": "x"}, headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 422)
         assert_reveals_nothing(response, "tasks_title_length_check")
         assert admin.execute("select count(*) from tasks").fetchone() == (0,)
 
     def test_an_unreachable_database_is_a_503_problem_with_retry_after(self, offline_client):
-        response = offline_client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = offline_client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 503)
         assert int(response.headers["retry-after"]) > 0

@@ -4,20 +4,10 @@ from datetime import datetime
 
 import pytest
 
-from tests.api.support import (
-    ALICE,
-    BOB,
-    assert_invalid,
-    assert_problem,
-    assert_task_shape,
-    db_row,
-    insert_task,
-    parse_time,
-    table,
-    task_url,
-    tasks_url,
-)
-from tests.conftest import bearer, create_task
+from tests.api.support import assert_invalid, assert_problem, assert_task_shape, db_row, insert_task, parse_time, table
+from tests.support.app import create_task, task_url, tasks_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE, BOB
 
 
 def assert_indistinguishable_not_found(missing, foreign, missing_id: int, foreign_id: int) -> None:
@@ -41,7 +31,7 @@ def alices_task(client) -> dict:
 
 class TestListTasks:
     def test_owner_without_tasks_gets_an_empty_array(self, client):
-        response = client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
@@ -51,7 +41,7 @@ class TestListTasks:
     def test_owner_gets_their_tasks_as_full_task_objects(self, client):
         created = create_task(client, ALICE, title="one", description="first")
 
-        response = client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         assert response.json() == [created]
@@ -62,7 +52,7 @@ class TestListTasks:
         insert_task(admin, BOB, "bob's")
         insert_task(admin, "alice2", "a lookalike owner")
 
-        response = client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         assert sorted(task["id"] for task in response.json()) == sorted(mine)
@@ -73,14 +63,14 @@ class TestListTasks:
         new = insert_task(admin, ALICE, "new", created_at="2026-03-01Z")
         middle = insert_task(admin, ALICE, "middle", created_at="2026-02-01Z")
 
-        response = client.get(tasks_url(ALICE), headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
 
         assert [task["id"] for task in response.json()] == [new, middle, old]
 
     def test_other_user_is_forbidden_from_listing_someone_elses_tasks(self, client):
         create_task(client, ALICE)
 
-        response = client.get(tasks_url(ALICE), headers=bearer(BOB))
+        response = client.get(tasks_url(ALICE), headers=bearer(token_for(BOB)))
 
         assert_problem(response, 403)
         assert "a task" not in response.text
@@ -96,7 +86,7 @@ class TestListTasks:
 
 class TestCreateTask:
     def test_owner_creates_a_task_and_gets_201_with_the_task_and_its_location(self, client, admin):
-        response = client.post(tasks_url(ALICE), json={"title": "Buy milk"}, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json={"title": "Buy milk"}, headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 201
         assert response.headers["content-type"] == "application/json"
@@ -121,7 +111,7 @@ class TestCreateTask:
     def test_owner_may_set_description_and_completed(self, client, admin):
         body = {"title": "Pay rent", "description": "by the 1st", "completed": True}
 
-        response = client.post(tasks_url(ALICE), json=body, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json=body, headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 201
         task = response.json()
@@ -130,20 +120,20 @@ class TestCreateTask:
         assert (row["description"], row["completed"]) == ("by the 1st", True)
 
     def test_owner_can_follow_the_location_to_the_created_task(self, client):
-        response = client.post(tasks_url(ALICE), json={"title": "follow me"}, headers=bearer(ALICE))
+        response = client.post(tasks_url(ALICE), json={"title": "follow me"}, headers=bearer(token_for(ALICE)))
 
-        followed = client.get(response.headers["location"], headers=bearer(ALICE))
+        followed = client.get(response.headers["location"], headers=bearer(token_for(ALICE)))
 
         assert followed.status_code == 200
         assert followed.json() == response.json()
 
     def test_owner_with_an_id_that_needs_escaping_gets_a_followable_location(self, client):
         owner = "user with space"
-        response = client.post(tasks_url(owner), json={"title": "x"}, headers=bearer(owner))
+        response = client.post(tasks_url(owner), json={"title": "x"}, headers=bearer(token_for(owner)))
 
         assert response.status_code == 201
         assert response.headers["location"] == f"/api/user%20with%20space/tasks/{response.json()['id']}"
-        followed = client.get(response.headers["location"], headers=bearer(owner))
+        followed = client.get(response.headers["location"], headers=bearer(token_for(owner)))
         assert followed.status_code == 200
         assert followed.json()["user_id"] == owner
 
@@ -153,7 +143,7 @@ class TestCreateTask:
         assert len(ids) == 3
 
     def test_other_user_is_forbidden_and_nothing_is_created(self, client, admin):
-        response = client.post(tasks_url(ALICE), json={"title": "planted"}, headers=bearer(BOB))
+        response = client.post(tasks_url(ALICE), json={"title": "planted"}, headers=bearer(token_for(BOB)))
 
         assert_problem(response, 403)
         assert table(admin) == []
@@ -167,28 +157,28 @@ class TestCreateTask:
 
 class TestGetTask:
     def test_owner_gets_the_task(self, client, alices_task):
-        response = client.get(task_url(ALICE, alices_task["id"]), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json() == alices_task
 
     def test_owner_gets_404_for_a_task_that_does_not_exist(self, client):
-        response = client.get(task_url(ALICE, 999), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, 999), headers=bearer(token_for(ALICE)))
 
         body = assert_problem(response, 404)
         assert "999" in body["detail"]
 
     def test_other_user_gets_404_for_someone_elses_task_indistinguishable_from_missing(self, client, alices_task):
         missing_id = alices_task["id"] + 1000
-        foreign = client.get(task_url(BOB, alices_task["id"]), headers=bearer(BOB))
-        missing = client.get(task_url(BOB, missing_id), headers=bearer(BOB))
+        foreign = client.get(task_url(BOB, alices_task["id"]), headers=bearer(token_for(BOB)))
+        missing = client.get(task_url(BOB, missing_id), headers=bearer(token_for(BOB)))
 
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert "private" not in foreign.text and "alice" not in foreign.text
 
     def test_other_user_is_forbidden_on_someone_elses_path(self, client, alices_task):
-        response = client.get(task_url(ALICE, alices_task["id"]), headers=bearer(BOB))
+        response = client.get(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(BOB)))
 
         assert_problem(response, 403)
         assert "private" not in response.text
@@ -204,7 +194,7 @@ class TestUpdateTask:
     def test_owner_replaces_the_fields_sent_and_gets_the_updated_task(self, client, admin, alices_task):
         body = {"title": "renamed", "description": "new words", "completed": True}
 
-        response = client.put(task_url(ALICE, alices_task["id"]), json=body, headers=bearer(ALICE))
+        response = client.put(task_url(ALICE, alices_task["id"]), json=body, headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         task = response.json()
@@ -219,7 +209,7 @@ class TestUpdateTask:
     def test_owner_leaves_description_and_completed_unchanged_when_absent(self, client, admin):
         task = create_task(client, ALICE, title="t", description="keep me", completed=True)
 
-        response = client.put(task_url(ALICE, task["id"]), json={"title": "only"}, headers=bearer(ALICE))
+        response = client.put(task_url(ALICE, task["id"]), json={"title": "only"}, headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 200
         assert (response.json()["description"], response.json()["completed"]) == ("keep me", True)
@@ -230,7 +220,7 @@ class TestUpdateTask:
         response = client.put(
             task_url(ALICE, alices_task["id"]),
             json={"title": "t", "description": None},
-            headers=bearer(ALICE),
+            headers=bearer(token_for(ALICE)),
         )
 
         assert response.status_code == 200
@@ -241,7 +231,7 @@ class TestUpdateTask:
         task = create_task(client, ALICE, completed=True)
 
         response = client.put(
-            task_url(ALICE, task["id"]), json={"title": "t", "completed": False}, headers=bearer(ALICE)
+            task_url(ALICE, task["id"]), json={"title": "t", "completed": False}, headers=bearer(token_for(ALICE))
         )
 
         assert response.json()["completed"] is False
@@ -250,7 +240,9 @@ class TestUpdateTask:
     def test_owner_moves_updated_at_forward_on_every_update_and_never_created_at(self, client, admin, alices_task):
         seen_updated = [parse_time(alices_task["updated_at"])]
         for _ in range(3):  # the same body each time: still an update
-            response = client.put(task_url(ALICE, alices_task["id"]), json={"title": "same"}, headers=bearer(ALICE))
+            response = client.put(
+                task_url(ALICE, alices_task["id"]), json={"title": "same"}, headers=bearer(token_for(ALICE))
+            )
             assert response.status_code == 200
             assert response.json()["created_at"] == alices_task["created_at"]
             seen_updated.append(parse_time(response.json()["updated_at"]))
@@ -264,7 +256,7 @@ class TestUpdateTask:
         create_task(client, ALICE)
         before = table(admin)
 
-        response = client.put(task_url(ALICE, 999), json={"title": "x"}, headers=bearer(ALICE))
+        response = client.put(task_url(ALICE, 999), json={"title": "x"}, headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 404)
         assert table(admin) == before
@@ -272,8 +264,10 @@ class TestUpdateTask:
     def test_other_user_gets_404_for_someone_elses_task_and_it_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
         missing_id = alices_task["id"] + 1000
-        foreign = client.put(task_url(BOB, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB))
-        missing = client.put(task_url(BOB, missing_id), json={"title": "hijacked"}, headers=bearer(BOB))
+        foreign = client.put(
+            task_url(BOB, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(token_for(BOB))
+        )
+        missing = client.put(task_url(BOB, missing_id), json={"title": "hijacked"}, headers=bearer(token_for(BOB)))
 
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
@@ -281,7 +275,9 @@ class TestUpdateTask:
     def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.put(task_url(ALICE, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(BOB))
+        response = client.put(
+            task_url(ALICE, alices_task["id"]), json={"title": "hijacked"}, headers=bearer(token_for(BOB))
+        )
 
         assert_problem(response, 403)
         assert table(admin) == before
@@ -297,7 +293,9 @@ class TestUpdateTask:
     def test_owner_without_a_title_gets_422_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.put(task_url(ALICE, alices_task["id"]), json={"completed": True}, headers=bearer(ALICE))
+        response = client.put(
+            task_url(ALICE, alices_task["id"]), json={"completed": True}, headers=bearer(token_for(ALICE))
+        )
 
         assert_invalid(response, "title")
         assert table(admin) == before
@@ -307,7 +305,7 @@ class TestDeleteTask:
     def test_owner_deletes_the_task_and_gets_204_with_an_empty_body(self, client, admin, alices_task):
         other = create_task(client, ALICE, title="stays")
 
-        response = client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(ALICE))
+        response = client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE)))
 
         assert response.status_code == 204
         assert response.content == b""
@@ -315,16 +313,16 @@ class TestDeleteTask:
         assert [row["id"] for row in table(admin)] == [other["id"]]
 
     def test_owner_gets_404_when_fetching_or_deleting_a_deleted_task(self, client, alices_task):
-        client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(ALICE))
+        client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE)))
 
-        assert_problem(client.get(task_url(ALICE, alices_task["id"]), headers=bearer(ALICE)), 404)
-        assert_problem(client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(ALICE)), 404)
+        assert_problem(client.get(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE))), 404)
+        assert_problem(client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE))), 404)
 
     def test_other_user_gets_404_for_someone_elses_task_and_it_still_exists(self, client, admin, alices_task):
         before = table(admin)
         missing_id = alices_task["id"] + 1000
-        foreign = client.delete(task_url(BOB, alices_task["id"]), headers=bearer(BOB))
-        missing = client.delete(task_url(BOB, missing_id), headers=bearer(BOB))
+        foreign = client.delete(task_url(BOB, alices_task["id"]), headers=bearer(token_for(BOB)))
+        missing = client.delete(task_url(BOB, missing_id), headers=bearer(token_for(BOB)))
 
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
@@ -332,7 +330,7 @@ class TestDeleteTask:
     def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_still_exists(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(BOB))
+        response = client.delete(task_url(ALICE, alices_task["id"]), headers=bearer(token_for(BOB)))
 
         assert_problem(response, 403)
         assert table(admin) == before
@@ -355,7 +353,9 @@ class TestCompleteTask:
     def test_owner_sets_completed_from_the_body(self, client, admin, value):
         task = create_task(client, ALICE, completed=not value)
 
-        response = client.patch(complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE))
+        response = client.patch(
+            complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(token_for(ALICE))
+        )
 
         assert response.status_code == 200
         assert_task_shape(response.json())
@@ -367,7 +367,9 @@ class TestCompleteTask:
         task = create_task(client, ALICE, completed=not value)
 
         for _ in range(2):
-            response = client.patch(complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(ALICE))
+            response = client.patch(
+                complete_url(ALICE, task["id"]), json={"completed": value}, headers=bearer(token_for(ALICE))
+            )
             assert response.status_code == 200
             assert response.json()["completed"] is value
 
@@ -376,12 +378,12 @@ class TestCompleteTask:
     def test_owner_toggles_with_no_body_and_toggling_twice_restores(self, client, admin, alices_task):
         url = complete_url(ALICE, alices_task["id"])
 
-        first = client.patch(url, headers=bearer(ALICE))
+        first = client.patch(url, headers=bearer(token_for(ALICE)))
         assert first.status_code == 200
         assert first.json()["completed"] is True
         assert db_row(admin, alices_task["id"])["completed"] is True
 
-        second = client.patch(url, headers=bearer(ALICE))
+        second = client.patch(url, headers=bearer(token_for(ALICE)))
         assert second.status_code == 200
         assert second.json()["completed"] is False
         assert db_row(admin, alices_task["id"])["completed"] is False
@@ -389,7 +391,7 @@ class TestCompleteTask:
     def test_owner_changes_only_completed_and_updated_at(self, client, admin, alices_task):
         before = db_row(admin, alices_task["id"])
 
-        response = client.patch(complete_url(ALICE, alices_task["id"]), headers=bearer(ALICE))
+        response = client.patch(complete_url(ALICE, alices_task["id"]), headers=bearer(token_for(ALICE)))
 
         after = db_row(admin, alices_task["id"])
         assert response.json()["title"] == alices_task["title"]
@@ -403,7 +405,7 @@ class TestCompleteTask:
         url = complete_url(ALICE, alices_task["id"])
         stamps: list[datetime] = [parse_time(alices_task["updated_at"])]
         for body in ({"completed": True}, {"completed": True}, None):
-            response = client.patch(url, json=body, headers=bearer(ALICE))
+            response = client.patch(url, json=body, headers=bearer(token_for(ALICE)))
             assert response.json()["created_at"] == alices_task["created_at"]
             stamps.append(parse_time(response.json()["updated_at"]))
 
@@ -418,13 +420,13 @@ class TestCompleteTask:
     def test_owner_with_a_bad_body_gets_422_and_nothing_changes(self, client, admin, alices_task, body):
         before = table(admin)
 
-        response = client.patch(complete_url(ALICE, alices_task["id"]), json=body, headers=bearer(ALICE))
+        response = client.patch(complete_url(ALICE, alices_task["id"]), json=body, headers=bearer(token_for(ALICE)))
 
         assert_invalid(response)
         assert table(admin) == before
 
     def test_owner_gets_404_for_a_task_that_does_not_exist(self, client):
-        response = client.patch(complete_url(ALICE, 999), headers=bearer(ALICE))
+        response = client.patch(complete_url(ALICE, 999), headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 404)
 
@@ -432,8 +434,8 @@ class TestCompleteTask:
     def test_other_user_gets_404_for_someone_elses_task_and_it_is_unchanged(self, client, admin, alices_task, body):
         before = table(admin)
         missing_id = alices_task["id"] + 1000
-        foreign = client.patch(complete_url(BOB, alices_task["id"]), json=body, headers=bearer(BOB))
-        missing = client.patch(complete_url(BOB, missing_id), json=body, headers=bearer(BOB))
+        foreign = client.patch(complete_url(BOB, alices_task["id"]), json=body, headers=bearer(token_for(BOB)))
+        missing = client.patch(complete_url(BOB, missing_id), json=body, headers=bearer(token_for(BOB)))
 
         assert_indistinguishable_not_found(missing, foreign, missing_id, alices_task["id"])
         assert table(admin) == before
@@ -441,7 +443,7 @@ class TestCompleteTask:
     def test_other_user_is_forbidden_on_someone_elses_path_and_the_task_is_unchanged(self, client, admin, alices_task):
         before = table(admin)
 
-        response = client.patch(complete_url(ALICE, alices_task["id"]), headers=bearer(BOB))
+        response = client.patch(complete_url(ALICE, alices_task["id"]), headers=bearer(token_for(BOB)))
 
         assert_problem(response, 403)
         assert table(admin) == before

@@ -5,17 +5,10 @@ from typing import ClassVar
 
 import pytest
 
-from tests.api.support import (
-    ALICE,
-    ROUTES,
-    assert_invalid,
-    assert_problem,
-    db_row,
-    table,
-    task_url,
-    tasks_url,
-)
-from tests.conftest import bearer, create_task
+from tests.api.support import ROUTES, assert_invalid, assert_problem, db_row, table
+from tests.support.app import create_task, task_url, tasks_url
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE
 
 JSON = {"content-type": "application/json"}
 
@@ -26,19 +19,19 @@ def task(client) -> dict:
 
 
 def post(client, body):
-    return client.post(tasks_url(ALICE), json=body, headers=bearer(ALICE))
+    return client.post(tasks_url(ALICE), json=body, headers=bearer(token_for(ALICE)))
 
 
 def put(client, task_id, body):
-    return client.put(task_url(ALICE, task_id), json=body, headers=bearer(ALICE))
+    return client.put(task_url(ALICE, task_id), json=body, headers=bearer(token_for(ALICE)))
 
 
 def post_raw(client, text: str):
-    return client.post(tasks_url(ALICE), content=text, headers={**bearer(ALICE), **JSON})
+    return client.post(tasks_url(ALICE), content=text, headers={**bearer(token_for(ALICE)), **JSON})
 
 
 def put_raw(client, task_id, text: str):
-    return client.put(task_url(ALICE, task_id), content=text, headers={**bearer(ALICE), **JSON})
+    return client.put(task_url(ALICE, task_id), content=text, headers={**bearer(token_for(ALICE)), **JSON})
 
 
 class TestTitle:
@@ -129,7 +122,7 @@ class TestStrictBooleans:
                 assert_invalid(post(client, {"title": "t", "completed": value}), "completed", case=value)
             assert_invalid(put(client, task["id"], {"title": "t", "completed": value}), "completed", case=value)
             response = client.patch(
-                f"{task_url(ALICE, task['id'])}/complete", json={"completed": value}, headers=bearer(ALICE)
+                f"{task_url(ALICE, task['id'])}/complete", json={"completed": value}, headers=bearer(token_for(ALICE))
             )
             assert_invalid(response, "completed", case=value)
         assert table(admin) == before
@@ -176,7 +169,7 @@ class TestMalformedJson:
             assert_problem(post_raw(client, text), 400, case=text)
             assert_problem(put_raw(client, task["id"], text), 400, case=text)
             response = client.patch(
-                f"{task_url(ALICE, task['id'])}/complete", content=text, headers={**bearer(ALICE), **JSON}
+                f"{task_url(ALICE, task['id'])}/complete", content=text, headers={**bearer(token_for(ALICE)), **JSON}
             )
             assert_problem(response, 400, case=text)
         assert table(admin) == before
@@ -190,7 +183,7 @@ class TestPathIds:
             for method, suffix in [(m, s) for m, s, _, item in ROUTES if item]:
                 url = tasks_url(ALICE) + suffix.format(id=task_id)
                 body = {"PUT": {"title": "x"}, "PATCH": {"completed": True}}.get(method)
-                response = client.request(method, url, json=body, headers=bearer(ALICE))
+                response = client.request(method, url, json=body, headers=bearer(token_for(ALICE)))
                 assert_invalid(response, "task_id", case=(method, url))
         assert table(admin) == before
 
@@ -204,11 +197,13 @@ class TestPathIds:
         for method, suffix in [(m, s) for m, s, _, item in ROUTES if item]:
             url = tasks_url(ALICE) + suffix.format(id=spelling)
             body = {"PUT": {"title": "x"}, "PATCH": {"completed": True}}.get(method)
-            assert_invalid(client.request(method, url, json=body, headers=bearer(ALICE)), "task_id", case=url)
+            assert_invalid(
+                client.request(method, url, json=body, headers=bearer(token_for(ALICE))), "task_id", case=url
+            )
         assert table(admin) == before
 
     def test_the_largest_bigint_is_a_valid_id_that_is_simply_not_found(self, client):
-        response = client.get(task_url(ALICE, 2**63 - 1), headers=bearer(ALICE))
+        response = client.get(task_url(ALICE, 2**63 - 1), headers=bearer(token_for(ALICE)))
 
         assert_problem(response, 404)
 
@@ -232,7 +227,7 @@ class TestHostileInput:
         assert table(admin) == before
 
     def test_a_nul_character_in_q_is_rejected(self, client, task):
-        response = client.get(tasks_url(ALICE), params={"q": "a\x00b"}, headers=bearer(ALICE))
+        response = client.get(tasks_url(ALICE), params={"q": "a\x00b"}, headers=bearer(token_for(ALICE)))
 
         assert_invalid(response, "q")
 
@@ -306,7 +301,7 @@ class TestUnicode:
 
             assert response.status_code == 201, text
             assert (response.json()["title"], response.json()["description"]) == (text, text)
-            fetched = client.get(task_url(ALICE, response.json()["id"]), headers=bearer(ALICE)).json()
+            fetched = client.get(task_url(ALICE, response.json()["id"]), headers=bearer(token_for(ALICE))).json()
             assert (fetched["title"], fetched["description"]) == (text, text)
             row = db_row(admin, response.json()["id"])
             assert (row["title"], row["description"]) == (text, text)

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.auth.support import JwksServer, SigningKey, ed25519_key, p256_key
-from tests.conftest import cloned_database
+from tests.auth.support import JwksServer, SigningKey, ed25519_key, jwks_server, p256_key
+from tests.support.database import cloned_database
 
 
 @pytest.fixture(scope="session")
@@ -35,21 +35,15 @@ def attacker_key() -> SigningKey:
 @pytest.fixture
 def provider(ed_key: SigningKey) -> Iterator[JwksServer]:
     """The identity provider's JWKS endpoint, publishing `ed_key`."""
-    server = JwksServer()
-    server.serve(ed_key)
-    server.start()
-    yield server
-    server.stop()
+    with jwks_server(ed_key) as server:
+        yield server
 
 
 @pytest.fixture
 def attacker(attacker_key: SigningKey) -> Iterator[JwksServer]:
     """Another server on loopback, publishing the attacker's key; it must never be asked."""
-    server = JwksServer()
-    server.serve(attacker_key)
-    server.start()
-    yield server
-    server.stop()
+    with jwks_server(attacker_key) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +73,5 @@ def module_admin(module_admin_connection: psycopg.Connection) -> psycopg.Connect
 @pytest.fixture(scope="module")
 def module_provider(ed_key: SigningKey) -> Iterator[JwksServer]:
     """The identity provider, shared by a module: its request log spans every test in it."""
-    server = JwksServer()
-    server.serve(ed_key)
-    server.start()
-    yield server
-    server.stop()
+    with jwks_server(ed_key) as server:
+        yield server

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jwt
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -22,12 +21,12 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, get_default_algorithms
 
 from api.config import Settings
 from api.main import create_app
+from tests.support.app import PROBLEM_JSON, tasks_url
+from tests.support.tokens import bearer
+from tests.support.users import BETTER_AUTH_ALICE
 
 FRONTEND = "http://localhost:3000"  # Better Auth's baseURL: the default `iss` and `aud`
 JWKS_PATH = "/api/auth/jwks"
-ALICE = "J1yYF2rzLWP3f9tH0m6ey0QDmyZ7Qu7L"  # Better Auth ids are random 32-character strings
-BOB = "x8Kq2LbVwN4pR7sT1uY3zA5cD6eF9gHj"
-PROBLEM_JSON = "application/problem+json"
 OMIT = object()  # a claim or header value meaning "leave this out"
 
 
@@ -83,7 +82,7 @@ def _without_omitted(values: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not OMIT}
 
 
-def better_auth_claims(user_id: str = ALICE, **overrides: Any) -> dict[str, Any]:
+def better_auth_claims(user_id: str = BETTER_AUTH_ALICE, **overrides: Any) -> dict[str, Any]:
     """The payload of Better Auth's JWT plugin: the user object plus sub, iat, exp, iss, aud.
 
     An override of OMIT leaves that claim out.
@@ -125,14 +124,6 @@ def sign_hmac(secret: bytes, payload: Any, *, header: dict[str, Any] | None = No
     fields = _without_omitted({"alg": "HS256", "typ": "JWT", **(header or {})})
     signing_input = f"{b64json(fields)}.{b64json(payload)}".encode()
     return f"{signing_input.decode()}.{b64url(hmac.new(secret, signing_input, hashlib.sha256).digest())}"
-
-
-def hs256(secret: str, payload: dict[str, Any]) -> str:
-    return jwt.encode(payload, secret, algorithm="HS256")
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- the identity provider ----------------------------------------------------------------
@@ -246,6 +237,18 @@ class JwksServer:
         return sum(1 for request in self.requests if request == ("GET", self.path))
 
 
+@contextmanager
+def jwks_server(*keys: SigningKey) -> Iterator[JwksServer]:
+    """A JWKS server on loopback publishing these keys, running for the length of the block."""
+    server = JwksServer()
+    server.serve(*keys)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -294,12 +297,8 @@ def running(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def tasks_url(owner: str) -> str:
-    return f"/api/{owner}/tasks"
-
-
 def create(client: TestClient, owner: str, token: str, title: str = "a task") -> Response:
-    return client.post(tasks_url(owner), json={"title": title}, headers=auth(token))
+    return client.post(tasks_url(owner), json={"title": title}, headers=bearer(token))
 
 
 def task_rows(admin: psycopg.Connection) -> list[tuple[str, str]]:

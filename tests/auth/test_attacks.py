@@ -13,27 +13,25 @@ from dataclasses import dataclass
 import pytest
 
 from tests.auth.support import (
-    ALICE,
-    BOB,
     FRONTEND,
     OMIT,
     SigningKey,
     assert_not_echoed,
     assert_rejected,
-    auth,
     b64json,
     b64url,
     better_auth_claims,
     create,
     ed25519_key,
-    hs256,
     running,
     settings_for,
     sign,
     sign_hmac,
     task_rows,
-    tasks_url,
 )
+from tests.support.app import tasks_url
+from tests.support.tokens import bearer
+from tests.support.users import BETTER_AUTH_ALICE, BETTER_AUTH_BOB
 
 OTHER_SECRET = "a-different-secret-of-at-least-32-bytes-0123456789"
 
@@ -42,7 +40,7 @@ OTHER_SECRET = "a-different-secret-of-at-least-32-bytes-0123456789"
 class Attack:
     forge: Callable[[SigningKey], str]  # given the provider's real key
     reason: str | set[str] | None  # the error_description the client is told (None: any)
-    owner: str = ALICE  # the path user: the subject the forger is after
+    owner: str = BETTER_AUTH_ALICE  # the path user: the subject the forger is after
 
 
 def _now() -> int:
@@ -50,7 +48,7 @@ def _now() -> int:
 
 
 def _claims(**overrides) -> dict:
-    return better_auth_claims(ALICE, **overrides)
+    return better_auth_claims(BETTER_AUTH_ALICE, **overrides)
 
 
 def _raw_claims(**literals: str) -> bytes:
@@ -66,12 +64,12 @@ def _unsigned(key: SigningKey, alg: str = "none") -> str:
 
 def _payload_swapped(key: SigningKey) -> str:
     header, _, signature = sign(key, _claims()).split(".")
-    return f"{header}.{b64json(better_auth_claims(BOB))}.{signature}"
+    return f"{header}.{b64json(better_auth_claims(BETTER_AUTH_BOB))}.{signature}"
 
 
 def _signature_swapped(key: SigningKey) -> str:
     header, payload, _ = sign(key, _claims()).split(".")
-    _, _, other = sign(key, better_auth_claims(BOB)).split(".")
+    _, _, other = sign(key, better_auth_claims(BETTER_AUTH_BOB)).split(".")
     return f"{header}.{payload}.{other}"
 
 
@@ -91,7 +89,7 @@ ATTACKS: dict[str, Attack] = {
     "hs256-signed-with-the-raw-public-key": Attack(
         lambda k: sign_hmac(k.public_raw(), _claims(), header={"kid": k.kid}), "algorithm not allowed"
     ),
-    "payload-tampered-after-signing": Attack(_payload_swapped, "bad signature", owner=BOB),
+    "payload-tampered-after-signing": Attack(_payload_swapped, "bad signature", owner=BETTER_AUTH_BOB),
     "signature-from-another-token": Attack(_signature_swapped, "bad signature"),
     "signature-stripped": Attack(lambda k: sign(k, _claims()).rsplit(".", 1)[0] + ".", "bad signature"),
     "signed-by-another-key-under-the-real-kid": Attack(lambda k: sign(ed25519_key(k.kid), _claims()), "bad signature"),
@@ -129,8 +127,8 @@ ATTACKS: dict[str, Attack] = {
     "numeric-sub": Attack(lambda k: sign(k, _claims(sub=123)), "invalid subject", owner="123"),
     "empty-sub": Attack(lambda k: sign(k, _claims(sub="")), "invalid subject"),
     "null-sub": Attack(lambda k: sign(k, _claims(sub=None)), {"missing claim sub", "invalid subject"}),
-    "list-sub": Attack(lambda k: sign(k, _claims(sub=[ALICE])), "invalid subject"),
-    "control-character-sub": Attack(lambda k: sign(k, _claims(sub=ALICE + "\n")), "invalid subject"),
+    "list-sub": Attack(lambda k: sign(k, _claims(sub=[BETTER_AUTH_ALICE])), "invalid subject"),
+    "control-character-sub": Attack(lambda k: sign(k, _claims(sub=BETTER_AUTH_ALICE + "\n")), "invalid subject"),
     "overlong-sub": Attack(lambda k: sign(k, _claims(sub="a" * 256)), "invalid subject", owner="a" * 255),
     # Issuer and audience.
     "missing-iss": Attack(lambda k: sign(k, _claims(iss=OMIT)), "missing claim iss"),
@@ -174,10 +172,10 @@ def admin(module_admin):
 
 
 def test_the_unaltered_token_the_attacks_start_from_is_accepted(app, admin, ed_key):
-    response = create(app, ALICE, sign(ed_key, _claims()))
+    response = create(app, BETTER_AUTH_ALICE, sign(ed_key, _claims()))
 
     assert response.status_code == 201, response.text
-    assert task_rows(admin) == [(ALICE, "a task")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "a task")]
 
 
 @pytest.mark.parametrize("name", ATTACKS)
@@ -200,7 +198,7 @@ def test_a_forged_or_malformed_token_gets_401_and_writes_nothing(app, admin, mod
 def test_a_kid_with_path_or_sql_characters_is_only_a_lookup_key(app, admin, module_provider, ed_key, kid):
     token = sign(ed_key, _claims(), header={"kid": kid})
 
-    response = create(app, ALICE, token)
+    response = create(app, BETTER_AUTH_ALICE, token)
 
     assert_rejected(response, token, reason="unknown signing key")
     assert task_rows(admin) == []
@@ -216,7 +214,7 @@ def test_keys_or_key_urls_named_in_the_token_are_never_used(
     pointer = attacker_key.jwk() if where == "jwk" else attacker.url
     token = sign(attacker_key, _claims(), header={"kid": kid, where: pointer})
 
-    response = create(app, ALICE, token)
+    response = create(app, BETTER_AUTH_ALICE, token)
 
     expected = "bad signature" if kid == ed_key.kid else "unknown signing key"
     assert_rejected(response, token, reason=expected)
@@ -231,7 +229,7 @@ def test_a_symmetric_key_published_in_the_jwks_is_never_used_as_a_secret(app_url
     token = sign_hmac(secret, _claims(), header={"kid": "sym"})
 
     with running(settings_for(app_url, provider.url, algorithms=None)) as client:
-        response = create(client, ALICE, token)
+        response = create(client, BETTER_AUTH_ALICE, token)
 
     assert_rejected(response, token)
     assert task_rows(admin) == []
@@ -247,12 +245,12 @@ def test_with_a_secret_too_hs256_signed_with_the_public_key_is_a_bad_signature(
     settings = settings_for(app_url, provider.url, secret=OTHER_SECRET, algorithms=algorithms)
 
     with running(settings) as client:
-        confused = create(client, ALICE, token)
-        genuine = create(client, ALICE, hs256(OTHER_SECRET, _claims()), title="genuine")
+        confused = create(client, BETTER_AUTH_ALICE, token)
+        genuine = create(client, BETTER_AUTH_ALICE, sign_hmac(OTHER_SECRET.encode(), _claims()), title="genuine")
 
     assert_rejected(confused, token, reason="bad signature")
     assert genuine.status_code == 201, genuine.text  # the secret itself does work
-    assert task_rows(admin) == [(ALICE, "genuine")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "genuine")]
 
 
 def test_an_algorithm_left_out_of_jwt_algorithms_is_refused_even_with_a_published_key(
@@ -262,19 +260,19 @@ def test_an_algorithm_left_out_of_jwt_algorithms_is_refused_even_with_a_publishe
     es256 = sign(ec_key, _claims())
 
     with running(settings_for(app_url, provider.url, algorithms="EdDSA")) as client:
-        refused = create(client, ALICE, es256)
-        allowed = create(client, ALICE, sign(ed_key, _claims()), title="eddsa")
+        refused = create(client, BETTER_AUTH_ALICE, es256)
+        allowed = create(client, BETTER_AUTH_ALICE, sign(ed_key, _claims()), title="eddsa")
 
     assert_rejected(refused, es256, reason="algorithm not allowed")
     assert allowed.status_code == 201, allowed.text
-    assert task_rows(admin) == [(ALICE, "eddsa")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "eddsa")]
 
 
 def test_an_oversized_authorization_header_gets_401_or_431(app, admin, ed_key):
     token = sign(ed_key, _claims(padding="x" * 20_000))
     assert len(token) > 20_000
 
-    response = create(app, ALICE, token)
+    response = create(app, BETTER_AUTH_ALICE, token)
 
     assert response.status_code in (401, 431), response.text
     assert_not_echoed(response, token)
@@ -289,7 +287,9 @@ def test_an_oversized_authorization_header_gets_401_or_431(app, admin, ed_key):
 def test_a_valid_token_outside_a_bearer_authorization_header_gets_401(app, admin, ed_key, header):
     token = sign(ed_key, _claims())
 
-    response = app.post(tasks_url(ALICE), json={"title": "x"}, headers={"Authorization": header.format(token=token)})
+    response = app.post(
+        tasks_url(BETTER_AUTH_ALICE), json={"title": "x"}, headers={"Authorization": header.format(token=token)}
+    )
 
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer ")
@@ -301,7 +301,7 @@ def test_a_valid_token_outside_a_bearer_authorization_header_gets_401(app, admin
 def test_a_valid_token_only_in_the_query_string_gets_401(app, admin, ed_key, parameter):
     token = sign(ed_key, _claims())
 
-    response = app.post(tasks_url(ALICE), params={parameter: token}, json={"title": "x"})
+    response = app.post(tasks_url(BETTER_AUTH_ALICE), params={parameter: token}, json={"title": "x"})
 
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer ")
@@ -313,8 +313,11 @@ def test_the_challenge_tells_the_reason_in_a_few_words_and_never_the_token(app, 
     expired = sign(ed_key, _claims(exp=_now() - 3600))
     tampered = _payload_swapped(ed_key)
 
-    for token, owner, reason in ((expired, ALICE, "token expired"), (tampered, BOB, "bad signature")):
-        response = app.get(tasks_url(owner), headers=auth(token))
+    for token, owner, reason in (
+        (expired, BETTER_AUTH_ALICE, "token expired"),
+        (tampered, BETTER_AUTH_BOB, "bad signature"),
+    ):
+        response = app.get(tasks_url(owner), headers=bearer(token))
         challenge = response.headers["www-authenticate"]
         assert challenge == f'Bearer realm="taskapi", error="invalid_token", error_description="{reason}"'
         assert_not_echoed(response, token)
@@ -324,7 +327,7 @@ def test_the_challenge_tells_the_reason_in_a_few_words_and_never_the_token(app, 
     "value", [b"Bearer \xe9\xe9\xe9", b"Bearer \xff.\xfe.\xfd", b"Bearer a\tb", b"Bearer " + b"." * 5000]
 )
 def test_odd_bytes_in_the_authorization_header_get_401_not_500(app, admin, value):
-    response = app.post(tasks_url(ALICE), json={"title": "x"}, headers={"Authorization": value})
+    response = app.post(tasks_url(BETTER_AUTH_ALICE), json={"title": "x"}, headers={"Authorization": value})
 
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer ")

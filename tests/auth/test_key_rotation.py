@@ -8,10 +8,8 @@ import pytest
 
 import api.identity.jwks
 from tests.auth.support import (
-    ALICE,
     SigningKey,
     assert_rejected,
-    auth,
     better_auth_claims,
     create,
     ed25519_key,
@@ -19,8 +17,10 @@ from tests.auth.support import (
     settings_for,
     sign,
     task_rows,
-    tasks_url,
 )
+from tests.support.app import tasks_url
+from tests.support.tokens import bearer
+from tests.support.users import BETTER_AUTH_ALICE
 
 
 @pytest.fixture
@@ -35,30 +35,34 @@ def clock(monkeypatch):
 def test_a_token_signed_with_a_newly_published_key_is_accepted_without_a_restart(
     app_url, admin, provider, ed_key, next_key
 ):
-    new_token = sign(next_key, better_auth_claims(ALICE))
+    new_token = sign(next_key, better_auth_claims(BETTER_AUTH_ALICE))
 
     with running(settings_for(app_url, provider.url, min_refresh=0)) as client:
-        before_publication = create(client, ALICE, new_token, title="too early")
+        before_publication = create(client, BETTER_AUTH_ALICE, new_token, title="too early")
         provider.serve(ed_key, next_key)
         fetches = provider.fetches
-        after_publication = create(client, ALICE, new_token, title="rotated")
-        old_key_still = create(client, ALICE, sign(ed_key, better_auth_claims(ALICE)), title="old key")
+        after_publication = create(client, BETTER_AUTH_ALICE, new_token, title="rotated")
+        old_key_still = create(
+            client, BETTER_AUTH_ALICE, sign(ed_key, better_auth_claims(BETTER_AUTH_ALICE)), title="old key"
+        )
 
     assert_rejected(before_publication, new_token, reason="unknown signing key")
     assert after_publication.status_code == 201, after_publication.text
     assert old_key_still.status_code == 201, old_key_still.text
     assert provider.fetches == fetches + 1  # the new kid cost exactly one refetch
-    assert task_rows(admin) == [(ALICE, "rotated"), (ALICE, "old key")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "rotated"), (BETTER_AUTH_ALICE, "old key")]
 
 
 def test_a_key_withdrawn_from_the_jwks_stops_working_once_the_jwks_is_refetched(app_url, provider, ed_key, next_key):
-    old_token = sign(ed_key, better_auth_claims(ALICE))
+    old_token = sign(ed_key, better_auth_claims(BETTER_AUTH_ALICE))
 
     with running(settings_for(app_url, provider.url, min_refresh=0)) as client:
-        assert client.get(tasks_url(ALICE), headers=auth(old_token)).status_code == 200
+        assert client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(old_token)).status_code == 200
         provider.serve(next_key)  # the old key is retired
-        rotated = client.get(tasks_url(ALICE), headers=auth(sign(next_key, better_auth_claims(ALICE))))
-        retired = client.get(tasks_url(ALICE), headers=auth(old_token))
+        rotated = client.get(
+            tasks_url(BETTER_AUTH_ALICE), headers=bearer(sign(next_key, better_auth_claims(BETTER_AUTH_ALICE)))
+        )
+        retired = client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(old_token))
 
     assert rotated.status_code == 200, rotated.text
     assert_rejected(retired, old_token, reason="unknown signing key")
@@ -69,7 +73,7 @@ def concurrently(client, tokens: list[str]) -> list[int]:
     statuses: dict[int, int] = {}
 
     def attempt(n: int) -> None:
-        statuses[n] = client.get(tasks_url(ALICE), headers=auth(tokens[n])).status_code
+        statuses[n] = client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(tokens[n])).status_code
 
     threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(tokens))]
     for thread in threads:
@@ -80,7 +84,7 @@ def concurrently(client, tokens: list[str]) -> list[int]:
 
 
 def made_up(count: int, prefix: str) -> list[str]:
-    return [sign(ed25519_key(f"{prefix}-{n}"), better_auth_claims(ALICE)) for n in range(count)]
+    return [sign(ed25519_key(f"{prefix}-{n}"), better_auth_claims(BETTER_AUTH_ALICE)) for n in range(count)]
 
 
 def test_a_new_kid_right_after_a_fetch_waits_for_the_next_one_instead_of_failing(
@@ -91,11 +95,13 @@ def test_a_new_kid_right_after_a_fetch_waits_for_the_next_one_instead_of_failing
     with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
         provider.serve(ed_key, next_key)
         fetches = provider.fetches
-        rotated = create(client, ALICE, sign(next_key, better_auth_claims(ALICE)), title="rotated")
+        rotated = create(
+            client, BETTER_AUTH_ALICE, sign(next_key, better_auth_claims(BETTER_AUTH_ALICE)), title="rotated"
+        )
 
     assert rotated.status_code == 201, rotated.text
     assert provider.fetches == fetches + 1
-    assert task_rows(admin) == [(ALICE, "rotated")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "rotated")]
 
 
 def test_a_flood_of_made_up_kids_costs_one_fetch_per_refresh_interval(app_url, admin, provider):
@@ -126,16 +132,18 @@ def test_a_key_withdrawn_from_the_jwks_stops_on_schedule_though_no_token_names_a
     """Tokens of the withdrawn key keep coming, verified and cached; nothing names an unknown kid.
     The key set's max-age (Cache-Control: max-age=60 here) still ends the old key's life."""
     provider.cache_control = "public, max-age=60"
-    old_token = sign(ed_key, better_auth_claims(ALICE))
+    old_token = sign(ed_key, better_auth_claims(BETTER_AUTH_ALICE))
     with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
-        assert client.get(tasks_url(ALICE), headers=auth(old_token)).status_code == 200  # verified, cached
+        assert (
+            client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(old_token)).status_code == 200
+        )  # verified, cached
         provider.serve(next_key)
         fetches = provider.fetches
         clock.seconds = 59
-        before_max_age = client.get(tasks_url(ALICE), headers=auth(old_token))
+        before_max_age = client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(old_token))
         fetches_before_max_age = provider.fetches
         clock.seconds = 61
-        after_max_age = client.get(tasks_url(ALICE), headers=auth(old_token))
+        after_max_age = client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(old_token))
 
     assert before_max_age.status_code == 200
     assert fetches_before_max_age == fetches
@@ -157,14 +165,14 @@ def test_the_providers_max_age_is_honoured_within_bounds(
     app_url, provider, ed_key, clock, cache_control, refetched_after, not_before
 ):
     provider.cache_control = cache_control
-    token = sign(ed_key, better_auth_claims(ALICE))
+    token = sign(ed_key, better_auth_claims(BETTER_AUTH_ALICE))
     with running(settings_for(app_url, provider.url, min_refresh=1, max_age=300, token_cache=0)) as client:
         fetches = provider.fetches
         clock.seconds = not_before
-        assert client.get(tasks_url(ALICE), headers=auth(token)).status_code == 200
+        assert client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(token)).status_code == 200
         early = provider.fetches
         clock.seconds = refetched_after + 1
-        assert client.get(tasks_url(ALICE), headers=auth(token)).status_code == 200
+        assert client.get(tasks_url(BETTER_AUTH_ALICE), headers=bearer(token)).status_code == 200
 
     assert early == fetches
     assert provider.fetches == fetches + 1
@@ -175,13 +183,17 @@ def test_a_key_replaced_under_the_same_kid_is_refetched_once_before_a_401(app_ur
     with running(settings_for(app_url, provider.url, min_refresh=1)) as client:
         provider.serve(replacement)
         fetches = provider.fetches
-        renewed = create(client, ALICE, sign(replacement, better_auth_claims(ALICE)), title="renewed key")
+        renewed = create(
+            client, BETTER_AUTH_ALICE, sign(replacement, better_auth_claims(BETTER_AUTH_ALICE)), title="renewed key"
+        )
         after_renewal, started = provider.fetches, time.monotonic()
-        forged = concurrently(client, [sign(ed_key, better_auth_claims(ALICE))] * 12)  # the old key: not the kid's
+        forged = concurrently(
+            client, [sign(ed_key, better_auth_claims(BETTER_AUTH_ALICE))] * 12
+        )  # the old key: not the kid's
         elapsed = time.monotonic() - started
 
     assert renewed.status_code == 201, renewed.text
     assert after_renewal == fetches + 1
     assert forged == [401] * 12
     assert provider.fetches - after_renewal <= 1 + elapsed // 1, "at most one refetch per interval"
-    assert task_rows(admin) == [(ALICE, "renewed key")]
+    assert task_rows(admin) == [(BETTER_AUTH_ALICE, "renewed key")]

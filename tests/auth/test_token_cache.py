@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 import api.identity.tokens
 from api.main import create_app
-from tests.conftest import JWT_SECRET, make_settings
-
-ALICE = "alice"
+from tests.support.app import make_settings
+from tests.support.tokens import bearer, token_for
+from tests.support.users import ALICE
 
 
 @pytest.fixture
@@ -36,35 +36,30 @@ def clock(monkeypatch) -> SimpleNamespace:
     return offset
 
 
-def _token(ttl_seconds: int) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": ALICE, "iat": now, "exp": now + ttl_seconds}, JWT_SECRET, algorithm="HS256")
-
-
 def _list(client: TestClient, token: str) -> int:
-    return client.get(f"/api/{ALICE}/tasks", headers={"Authorization": f"Bearer {token}"}).status_code
+    return client.get(f"/api/{ALICE}/tasks", headers=bearer(token)).status_code
 
 
 def test_a_token_is_verified_once_then_remembered(app_url, decodes):
-    token = _token(ttl_seconds=600)
+    token = token_for(ALICE, ttl_seconds=600)
     with TestClient(create_app(make_settings(app_url))) as client:
         assert [_list(client, token) for _ in range(5)] == [200] * 5
     assert decodes == [token]
 
 
 def test_a_remembered_token_is_refused_once_it_expires(app_url):
-    token = _token(ttl_seconds=2)
+    token = token_for(ALICE, ttl_seconds=2)
     with TestClient(create_app(make_settings(app_url, jwt_leeway_seconds=0))) as client:
         assert _list(client, token) == 200
         time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
         # Past `exp`, well inside the cache's own 30 seconds.
-        expired = client.get(f"/api/{ALICE}/tasks", headers={"Authorization": f"Bearer {token}"})
+        expired = client.get(f"/api/{ALICE}/tasks", headers=bearer(token))
     assert expired.status_code == 401
     assert "token expired" in expired.headers["www-authenticate"]
 
 
 def test_entries_live_no_longer_than_the_cache_lifetime(app_url, decodes, clock):
-    token = _token(ttl_seconds=3600)
+    token = token_for(ALICE, ttl_seconds=3600)
     with TestClient(create_app(make_settings(app_url, jwt_cache_seconds=5))) as client:
         assert _list(client, token) == 200
         assert _list(client, token) == 200
@@ -74,14 +69,14 @@ def test_entries_live_no_longer_than_the_cache_lifetime(app_url, decodes, clock)
 
 
 def test_zero_turns_the_cache_off(app_url, decodes):
-    token = _token(ttl_seconds=600)
+    token = token_for(ALICE, ttl_seconds=600)
     with TestClient(create_app(make_settings(app_url, jwt_cache_seconds=0))) as client:
         assert [_list(client, token) for _ in range(3)] == [200] * 3
     assert decodes == [token] * 3
 
 
 def test_a_refused_token_is_never_remembered(app_url, decodes):
-    forged = jwt.encode({"sub": ALICE, "exp": int(time.time()) + 600}, "another-secret-" * 4, algorithm="HS256")
+    forged = token_for(ALICE, secret="another-secret-" * 4, ttl_seconds=600)
     with TestClient(create_app(make_settings(app_url))) as client:
         assert [_list(client, forged) for _ in range(3)] == [401] * 3
     assert decodes == [forged] * 3

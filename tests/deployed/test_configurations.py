@@ -19,21 +19,16 @@ import httpx
 import jwt
 import psycopg
 
-from tests.conftest import JWT_SECRET
-from tests.deployed.conftest import PASSWORD, email
-from tests.servers import postgres_running, printed_token, run_taskapi, serving
-from tests.support.better_auth import BetterAuth, better_auth
+from tests.support.better_auth import PASSWORD, BetterAuth, better_auth, unique_email
 from tests.support.pgbouncer import running_pgbouncer
+from tests.support.servers import postgres_running, printed_token, run_taskapi, serving
+from tests.support.tokens import JWT_SECRET, bearer, token_for
 from tests.support.workload import session_problems
 
 
 def jwks_settings(idp: BetterAuth) -> dict[str, str]:
     """The README's Better Auth settings: its JWKS, and its origin as issuer and audience."""
     return {"JWT_JWKS_URL": idp.jwks_url, "JWT_ISSUER": idp.issuer, "JWT_AUDIENCE": idp.audience}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def rows(admin_url: str) -> list[tuple[str, str]]:
@@ -96,8 +91,8 @@ def test_forwarded_headers_are_believed_only_from_the_proxies_named(database, tm
 
 def test_a_database_url_and_an_identity_providers_jwks_alone(idp: BetterAuth, database, tmp_path: Path):
     """The README's Better Auth / Neon Auth setup: no JWT_SECRET at all."""
-    ann = idp.sign_up(email(), PASSWORD, "Ann")
-    ben = idp.sign_up(email(), PASSWORD, "Ben")
+    ann = idp.sign_up(unique_email(), PASSWORD, "Ann")
+    ben = idp.sign_up(unique_email(), PASSWORD, "Ben")
     env = {"DATABASE_URL": database["app_url"], **jwks_settings(idp)}
     with serving(env, tmp_path) as (base, _):
         anns_token = idp.token(ann)
@@ -105,7 +100,7 @@ def test_a_database_url_and_an_identity_providers_jwks_alone(idp: BetterAuth, da
         listed = httpx.get(f"{base}/api/{ann.user_id}/tasks", headers=bearer(anns_token))
         bens_view = httpx.get(f"{base}/api/{ben.user_id}/tasks", headers=bearer(idp.token(ben)))
         # With no secret configured, HS256 is not an algorithm this server accepts, whatever the key.
-        forged = jwt.encode({"sub": ann.user_id, "exp": int(time.time()) + 600}, "x" * 48, algorithm="HS256")
+        forged = token_for(ann.user_id, secret="x" * 48, ttl_seconds=600)
         hs256 = httpx.get(f"{base}/api/{ann.user_id}/tasks", headers=bearer(forged))
     minting = run_taskapi("token", ann.user_id, env=env, cwd=tmp_path)
 
@@ -118,7 +113,7 @@ def test_a_database_url_and_an_identity_providers_jwks_alone(idp: BetterAuth, da
 
 
 def test_both_a_shared_secret_and_a_jwks(idp: BetterAuth, database, tmp_path: Path):
-    ann = idp.sign_up(email(), PASSWORD, "Ann")
+    ann = idp.sign_up(unique_email(), PASSWORD, "Ann")
     env = {"DATABASE_URL": database["app_url"], "JWT_SECRET": JWT_SECRET, **jwks_settings(idp)}
     own_token = run_taskapi("token", "service-user", env=env, cwd=tmp_path).stdout.strip()
     with serving(env, tmp_path) as (base, _):
@@ -137,7 +132,7 @@ def test_the_readmes_neon_setup_pooler_login_role_jwks_and_two_workers(idp: Bett
     """Deploying on Neon, step 3: the pooled URL as a login role that owns nothing, the provider's
     JWKS with issuer and audience, JSON logs, two workers. Here the pooler is PgBouncer in
     transaction mode with 2 server connections, on a port that says nothing about pooling."""
-    users = [idp.sign_up(email(), PASSWORD, f"User {n}") for n in range(6)]
+    users = [idp.sign_up(unique_email(), PASSWORD, f"User {n}") for n in range(6)]
     app_url = database["app_url"]
     where = psycopg.conninfo.conninfo_to_dict(app_url)
     with running_pgbouncer(
@@ -162,7 +157,7 @@ def test_a_key_rotation_at_the_provider_is_picked_up_without_a_401(database, tmp
     """Better Auth rotates its key every 3 s here; a frontend keeps fetching fresh tokens with
     `authClient.token()` and calling the API. Every call must succeed, across the rotations."""
     with better_auth(rotation_interval_seconds=3, grace_period_seconds=600) as idp:
-        ann = idp.sign_up(email(), PASSWORD, "Ann")
+        ann = idp.sign_up(unique_email(), PASSWORD, "Ann")
         env = {"DATABASE_URL": database["app_url"], **jwks_settings(idp)}
         with serving(env, tmp_path) as (base, _):
             kids, statuses = set(), []

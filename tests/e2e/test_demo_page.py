@@ -22,9 +22,8 @@ import httpx
 import psycopg
 import pytest
 
-from api.identity.tokens import mint_token
-from tests.conftest import JWT_SECRET, bearer
-from tests.servers import serving
+from tests.support.servers import serving
+from tests.support.tokens import JWT_SECRET, bearer, token_for
 
 try:
     from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
@@ -154,7 +153,7 @@ def mint_in_browser(page: Page, secret: str) -> None:
 
 
 def paste_token_and_load(page: Page, user_id: str) -> None:
-    page.get_by_label("Token (JWT)").fill(mint_token(JWT_SECRET, user_id))
+    page.get_by_label("Token (JWT)").fill(token_for(user_id))
     page.get_by_role("button", name="Load tasks").click()
 
 
@@ -174,7 +173,9 @@ def error_area(page: Page):
 
 
 def seed(base: str, user_id: str, title: str, **fields) -> dict:
-    response = httpx.post(f"{base}/api/{user_id}/tasks", json={"title": title, **fields}, headers=bearer(user_id))
+    response = httpx.post(
+        f"{base}/api/{user_id}/tasks", json={"title": title, **fields}, headers=bearer(token_for(user_id))
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -201,7 +202,7 @@ def test_a_page_on_another_origin_creates_completes_edits_and_deletes(
         seed(base, "alice", "Write the release notes", description="Changelog, upgrade notes, screenshots")
         booked = seed(base, "alice", "Book the dentist")
         url = f"{base}/api/alice/tasks/{booked['id']}/complete"
-        httpx.patch(url, json={"completed": True}, headers=bearer("alice")).raise_for_status()
+        httpx.patch(url, json={"completed": True}, headers=bearer(token_for("alice"))).raise_for_status()
         seed(base, "alice", "Review pull request #42", description="The demo page and its browser test")
         seed(base, "bob", "Bob's private task")
 
@@ -274,7 +275,7 @@ def test_filters_and_load_more_follow_the_link_header(page: Page, requests_seen,
             task = seed(base, "carol", f"Task {n:02d}")
             if n % 4 == 0:  # 6 completed, 19 pending: neither is a whole page
                 url = f"{base}/api/carol/tasks/{task['id']}/complete"
-                httpx.patch(url, json={"completed": True}, headers=bearer("carol")).raise_for_status()
+                httpx.patch(url, json={"completed": True}, headers=bearer(token_for("carol"))).raise_for_status()
 
         open_page(page, f"{web_origin}/index.html", base, "carol")
         paste_token_and_load(page, "carol")
@@ -326,7 +327,9 @@ def test_an_edit_of_a_task_changed_elsewhere_is_refused_and_the_list_reloaded(
 
         # Someone else (another tab, another device) renames it behind the page's back.
         changed = httpx.put(
-            f"{base}/api/dave/tasks/{task['id']}", json={"title": "Plan, changed elsewhere"}, headers=bearer("dave")
+            f"{base}/api/dave/tasks/{task['id']}",
+            json={"title": "Plan, changed elsewhere"},
+            headers=bearer(token_for("dave")),
         )
         assert changed.status_code == 200, changed.text
 

@@ -31,15 +31,15 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi
 
-from api.identity.tokens import mint_token
 from api.main import create_app
 from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskSort
 from api.tasks.pagination import Cursor
-from tests.conftest import JWT_SECRET, make_settings
+from tests.support.app import make_settings
+from tests.support.tokens import bearer, token_for
 
 USER = "fuzz_user"
-TOKEN = mint_token(JWT_SECRET, USER, ttl_seconds=24 * 3600)
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TOKEN = token_for(USER, ttl_seconds=24 * 3600)
+AUTH = bearer(TOKEN)
 LIST = "GET /api/{user_id}/tasks"
 TASK_OPERATIONS = {
     LIST,

@@ -32,10 +32,11 @@ from hypothesis.stateful import (
 )
 
 from api.main import create_app
-from tests.conftest import bearer, make_settings
+from tests.support.app import make_settings
+from tests.support.tokens import bearer, token_for
 
 USERS = ("alice", "bob", "auth0|carol")  # the last one needs escaping in the path
-HEADERS = {user: bearer(user) for user in USERS}
+HEADERS = {user: bearer(token_for(user)) for user in USERS}
 SETTINGS = settings(
     max_examples=100,
     stateful_step_count=40,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -38,6 +39,12 @@ API = "/api/auth"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 HTTP_TIMEOUT_SECONDS = 10.0
+PASSWORD = "correct horse battery staple"  # every test account's; each has an address of its own
+
+
+def unique_email() -> str:
+    """An address no account has yet."""
+    return f"{uuid4().hex[:12]}@example.com"
 
 
 def _unavailable(message: str) -> NoReturn:
