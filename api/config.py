@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     db_search_timeout_ms: int = Field(default=500, ge=0)
 
     log_format: Literal["auto", "json", "text"] = "auto"
+    # GET /metrics in Prometheus' text format, with no token (keep it off the public internet).
+    metrics_enabled: bool = True
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses or CIDRs, or
     # "*"). Unset: none, so a client cannot claim another address or scheme by sending them.
     forwarded_allow_ips: str | None = None

@@ -3,17 +3,20 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from api.config import Settings, get_settings
+from api.deps import BEARER_SCHEME
 from api.edge.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_problem, install_error_handlers
-from api.edge.logs import RequestLog, configure_logging
-from api.edge.middleware import RequestLimits, ResponseHeaders, UnexpectedErrors
+from api.edge.logs import configure_logging
+from api.edge.metrics import exposition
+from api.edge.middleware import Edge
 from api.ops import migrations
 from api.ops.preflight import check_database
 from api.state import Services
@@ -53,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             for database in services.databases:
-                await check_database(database.engine, expected_revision=migrations.head_revision())
+                await check_database(database, expected_revision=migrations.head_revision())
             if services.jwks is not None:
                 await services.jwks.start()
             yield
@@ -65,23 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     configure_logging(settings.log_format)
-    # Added last runs first: the request log and id, CORS, headers on every answer, limits
-    # before anything is parsed, and innermost the answer to a bug, so it passes all of them.
-    app.add_middleware(UnexpectedErrors)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(ResponseHeaders)
-    if settings.allowed_origins:
-        # Outside the limits, so a browser can read every answer, 413 and 429 included.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.allowed_origins,
-            allow_credentials=False,  # bearer tokens, never cookies
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=settings.cors_max_age_seconds,
-        )
-    app.add_middleware(RequestLog)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, cors=_cors_policy(settings))
     install_error_handlers(app)
     app.include_router(tasks_router)
 
@@ -99,13 +86,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def readyz() -> JSONResponse:
         try:
-            async with services.primary.engine.connect() as connection:
-                await connection.execute(text("select 1"))
+            async with services.primary.pool.connection() as connection:
+                await connection.execute("select 1")
         except Exception:
-            raise ServiceUnavailable("the database is unreachable", retry_after_seconds=2) from None
+            raise ServiceUnavailable(
+                "the database is unreachable", cause="unreachable", retry_after_seconds=2
+            ) from None
         return JSONResponse({"status": "ready"})
+
+    if settings.metrics_enabled:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            body, content_type = exposition()
+            return Response(body, media_type=content_type)
 
     if settings.serves_demo_page:
         app.mount("/demo", StaticFiles(directory=DEMO_PAGE_DIR, html=True), name="demo")
 
+    _document_bearer_scheme(app)
     return app
+
+
+def _document_bearer_scheme(app: FastAPI) -> None:
+    """Every task route needs a bearer token: the OpenAPI document says so (api/deps.py reads it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes[BEARER_SCHEME.scheme_name] = BEARER_SCHEME.model.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+            for path, operations in document["paths"].items():
+                if path.startswith("/api/"):
+                    for operation in operations.values():
+                        operation["security"] = [{BEARER_SCHEME.scheme_name: []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise it
+
+
+def _cors_policy(settings: Settings) -> CORSMiddleware | None:
+    """Starlette's CORS rules for the configured origins; the edge applies them to every answer."""
+    if not settings.allowed_origins:
+        return None
+    return CORSMiddleware(
+        _no_app,
+        allow_origins=settings.allowed_origins,
+        allow_credentials=False,  # bearer tokens, never cookies
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=settings.cors_max_age_seconds,
+    )
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the CORS policy only decides; it never calls an app")

@@ -35,7 +35,9 @@ class Services:
                 per_user=settings.connections_per_user, wait_seconds=settings.db_pool_timeout_seconds
             ),
             primary=Database(settings.database_url, settings),
-            replica=Database(settings.database_read_url, settings) if settings.database_read_url else None,
+            replica=Database(settings.database_read_url, settings, name="replica")
+            if settings.database_read_url
+            else None,
         )
 
     @property
@@ -45,6 +47,10 @@ class Services:
     def database_for(self, method: str) -> Database:
         """Reads may go to the replica; everything else goes to the primary."""
         return self.replica if self.replica is not None and method in ("GET", "HEAD") else self.primary
+
+
+def _replica(settings: Settings) -> Database | None:
+    return Database(settings.database_read_url, settings, name="replica") if settings.database_read_url else None
 
 
 def _jwks_cache(settings: Settings) -> JwksCache | None:

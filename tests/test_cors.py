@@ -6,7 +6,6 @@ header at all, and with no CORS_ORIGINS nobody does. The demo page (web/) is ser
 /demo/ only when switched on, with a CSP of its own.
 """
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from api.edge.middleware import DEMO_PAGE_CSP, JSON_ONLY_CSP
 from api.main import create_app
 from api.tasks import service
 from tests.api.support import assert_problem
-from tests.support.app import create_task, make_settings, offline_test_client, task_url, tasks_url
+from tests.support.app import close_offline, create_task, make_settings, offline_test_client, task_url, tasks_url
 from tests.support.database import UNREACHABLE_DATABASE
 from tests.support.servers import run_taskapi
 from tests.support.tokens import JWT_SECRET, bearer, token_for
@@ -85,7 +84,7 @@ def offline(**overrides) -> TestClient:
 def offline_cors_client() -> Iterator[TestClient]:
     client = offline(cors_origins=ALLOWED, rate_limit_per_minute=1)
     yield client
-    asyncio.run(client.app.state.engine.dispose())
+    close_offline(client)
 
 
 # --- an allowed origin ------------------------------------------------------------------------

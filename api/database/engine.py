@@ -3,59 +3,58 @@
 import asyncio
 import random
 import time
+from typing import Any
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.config import Settings
+from api.database.pool import Connection, Pool
+from api.edge.metrics import POOL_CONNECTIONS_IN_USE, POOL_REQUESTS_WAITING
 
 
 class Database:
-    """A PostgreSQL target and its pool, opened by `start` and closed by `stop`."""
+    """A PostgreSQL target and its pool of connections; `stop` closes them."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, *, name: str = "primary") -> None:
         self.url = url
-        self.settings = settings
-        self._engine: AsyncEngine | None = None
+        self.name = name  # as the metrics label it: primary, replica
+        in_use, waiting = POOL_CONNECTIONS_IN_USE.labels(name), POOL_REQUESTS_WAITING.labels(name)
+        reported = [0, 0]
 
-    @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            self._engine = create_engine(self.url, self.settings)
-        return self._engine
+        def report(pool: Pool) -> None:
+            if pool.in_use != reported[0]:
+                reported[0] = pool.in_use
+                in_use.set(reported[0])
+            if pool.waiting != reported[1]:
+                reported[1] = pool.waiting
+                waiting.set(reported[1])
+
+        self.pool = Pool(
+            self.connect,
+            size=settings.db_pool_size,
+            max_size=settings.db_pool_size + settings.db_max_overflow,
+            timeout_seconds=settings.db_pool_timeout_seconds,
+            on_change=report,
+        )
+        self._connect_budget_seconds = settings.db_connect_timeout_seconds
+
+    async def connect(self) -> Connection:
+        return await connect_with_backoff(self.url, budget_seconds=self._connect_budget_seconds)
 
     async def stop(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
+        await self.pool.close()
 
 
-def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
-    """An async engine that hands the URL to libpq untouched (postgres://, sslmode, sockets)."""
-
-    async def connect() -> psycopg.AsyncConnection:
-        return await connect_with_backoff(database_url, budget_seconds=settings.db_connect_timeout_seconds)
-
-    return create_async_engine(
-        "postgresql+psycopg://",
-        async_creator=connect,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=False,  # a dead connection is detected by its failure, not by a ping
-    )
-
-
-async def connect_with_backoff(database_url: str, *, budget_seconds: float) -> psycopg.AsyncConnection:
+async def connect_with_backoff(database_url: str, *, budget_seconds: float) -> psycopg.AsyncConnection[Any]:
     """Connect, retrying with exponential backoff and jitter until the budget is spent.
 
     A serverless compute waking from suspend refuses or stalls the first attempts; a server
     that stays down costs the caller at most the budget, then a 503.
 
-    Statements are never prepared on the server. A transaction pooler (PgBouncer, Supavisor,
-    RDS Proxy, pgcat: on whatever host and port) may run the next transaction on another
-    server connection, where a statement prepared earlier does not exist, or another client's
-    does under the same name. Every statement is planned anew for its user anyway
-    (plan_cache_mode), so preparing would save only the parse: nothing measurable.
+    Statements are never prepared on the server: every request is sent as one simple-query
+    message, its values bound on the client. A transaction pooler (PgBouncer, Supavisor, RDS
+    Proxy, pgcat: on whatever host and port) may run the next transaction on another server
+    connection, where a statement prepared earlier would not exist.
     """
     deadline = time.monotonic() + budget_seconds
     delay = 0.05
@@ -67,7 +66,7 @@ async def connect_with_backoff(database_url: str, *, budget_seconds: float) -> p
                 connect_timeout=max(2, round(remaining)),  # libpq's minimum is 2 s
                 application_name="taskapi",
                 prepare_threshold=None,
-                autocommit=True,  # transactions are explicit: BEGIN ... COMMIT in one pipeline
+                autocommit=True,  # each request's message is its own (implicit) transaction
             )
         except psycopg.OperationalError:
             if time.monotonic() + delay >= deadline:

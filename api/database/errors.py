@@ -9,8 +9,8 @@ from enum import StrEnum
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from api.database.pool import PoolTimeout
 
 
 class Failure(StrEnum):
@@ -42,12 +42,8 @@ _BY_SQLSTATE_PREFIX = (
 
 def classify(exc: BaseException) -> Failure:
     """The kind of a failure raised while talking to PostgreSQL."""
-    if isinstance(exc, PoolTimeoutError):
+    if isinstance(exc, PoolTimeout):
         return Failure.POOL_TIMEOUT
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return Failure.UNREACHABLE
-        exc = exc.orig if exc.orig is not None else exc
     if isinstance(exc, DeadConnection):
         return Failure.UNREACHABLE
     sqlstate = getattr(exc, "sqlstate", None) or ""

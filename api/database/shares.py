@@ -32,15 +32,28 @@ class DatabaseShares:
     @asynccontextmanager
     async def hold(self, user_id: str) -> AsyncIterator[None]:
         """Hold one of the user's slots for the block; ShareExceeded if none frees up in time."""
-        share = self._shares.setdefault(user_id, _UserShare())
+        await self.acquire(user_id)
+        try:
+            yield
+        finally:
+            self.release(user_id)
+
+    async def acquire(self, user_id: str) -> None:
+        """Take one of the user's slots, waiting in line if they are all taken; ShareExceeded if
+        none frees up in time. Every successful acquire is followed by exactly one release."""
+        share = self._shares.get(user_id)
+        if share is None:
+            share = self._shares[user_id] = _UserShare()
         if share.running < self.per_user and not share.waiting:
             share.running += 1
         else:
             await self._wait_for_slot(share)
-        try:
-            yield
-        finally:
-            self._release(user_id, share)
+
+    def release(self, user_id: str) -> None:
+        share = self._shares[user_id]
+        self._pass_on(share)
+        if share.running == 0 and not share.waiting:
+            del self._shares[user_id]
 
     async def _wait_for_slot(self, share: _UserShare) -> None:
         handed_over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -60,11 +73,6 @@ class DatabaseShares:
         else:
             handed_over.cancel()
             share.waiting.remove(handed_over)
-
-    def _release(self, user_id: str, share: _UserShare) -> None:
-        self._pass_on(share)
-        if share.running == 0 and not share.waiting:
-            del self._shares[user_id]
 
     def _pass_on(self, share: _UserShare) -> None:
         """A slot is free: the longest waiter takes it over, or it is given back."""

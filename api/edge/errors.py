@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.database.errors import Failure, classify
+from api.database.pool import PoolTimeout
+from api.edge.metrics import TOO_MANY_REQUESTS, UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -64,12 +64,17 @@ class Unprocessable(AppError):
 class TooManyRequests(AppError):
     status = HTTPStatus.TOO_MANY_REQUESTS
 
+    def __init__(self, detail: str, *, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers=headers)
+        self.reason = reason  # for the metrics: rate_limit or database_share
+
 
 class ServiceUnavailable(AppError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
-    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+    def __init__(self, detail: str, *, cause: str, retry_after_seconds: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+        self.cause = cause  # for the metrics: what the service could not reach or finish
 
 
 class FieldError(BaseModel):
@@ -159,6 +164,10 @@ def problem_response(
 
 
 def _render(error: AppError) -> JSONResponse:
+    if isinstance(error, ServiceUnavailable):
+        UNAVAILABLE.labels(error.cause).inc()
+    elif isinstance(error, TooManyRequests):
+        TOO_MANY_REQUESTS.labels(error.reason).inc()
     return problem_response(error.status, error.detail, headers=error.headers)
 
 
@@ -175,15 +184,15 @@ def _is_malformed_json(exc: RequestValidationError) -> bool:
 
 
 def _database_failure(exc: BaseException) -> JSONResponse:
-    """A database failure as its answer; a bug is raised on, for UnexpectedErrors to answer."""
+    """A database failure as its answer; a bug is raised on, for the edge to answer (api/edge/middleware.py)."""
     failure = classify(exc)
     if failure is Failure.BAD_VALUE:
         return problem_response(422, "a value is outside what a task can hold")
     if failure is Failure.POOL_TIMEOUT:
-        return _render(ServiceUnavailable("the server is busy, retry shortly"))
+        return _render(ServiceUnavailable("the server is busy, retry shortly", cause=failure))
     if failure is Failure.BUG:
         raise exc
-    return _render(ServiceUnavailable("the database is unavailable, retry shortly"))
+    return _render(ServiceUnavailable("the database is unavailable, retry shortly", cause=failure))
 
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -220,8 +229,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(exc.status_code, detail, headers=headers)
 
-    @app.exception_handler(DBAPIError)
     @app.exception_handler(pg_errors.Error)
-    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(PoolTimeout)
     async def database_failure(_: Request, exc: Exception) -> JSONResponse:
         return _database_failure(exc)

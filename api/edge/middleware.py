@@ -1,21 +1,29 @@
-"""The edge: limits and headers applied to every request before any route runs.
+"""The edge: everything applied to every request before any route runs, in one layer.
 
-Pure ASGI middleware, so the body limit counts the bytes actually received (a lying or
-absent `Content-Length` changes nothing) and rejects before the body is buffered. Each
-middleware is an `HttpMiddleware`: it sees HTTP requests only, and edits a response's headers
-through `on_response_start`.
+One pure-ASGI middleware (each layer costs a call and a wrapped `send` on every request):
+- the request id, echoed as `X-Request-ID`, and the request's log line;
+- CORS, when browser origins are configured: preflights are answered here, and every answer
+  (a 413, a 429, a bug's 500 included) carries the CORS headers a browser needs to read it;
+- headers fit for a JSON API on every answer (authenticated ones are never cached), and the
+  headers a dependency left with `add_response_headers`;
+- body limits: 413 over `max_body_bytes`, counted on the bytes received (a lying or absent
+  `Content-Length` changes nothing), and 415 for a body that is not JSON;
+- the one place a bug becomes a 500 problem, answered inside all of the above.
 """
 
 import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.edge.errors import problem_response
+from api.edge.logs import begin_request, end_request, log_request
+from api.edge.metrics import REQUESTS_IN_FLIGHT
 
 logger = logging.getLogger("api.edge")
 
@@ -41,38 +49,11 @@ DEMO_PAGE_CSP = (
 _ADDED_HEADERS = "added_response_headers"
 
 
-class HttpMiddleware:
-    """A pure ASGI middleware for HTTP requests; anything else (lifespan) passes straight through."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
-
-
-def on_response_start(send: Send, edit: Callable[[Message], None]) -> Send:
-    """`send`, with `edit` applied to the message that starts the response (status, headers)."""
-
-    async def edited(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            edit(message)
-        await send(message)
-
-    return edited
-
-
 def add_response_headers(request: Request, headers: Mapping[str, str]) -> None:
     """Headers for whatever answer this request gets, an error included.
 
     A dependency (the rate limit, say) decides them before the route runs; the route may still
-    fail. `ResponseHeaders` adds them to the response, success or problem details alike.
+    fail. The edge adds them to the response, success or problem details alike.
     """
     request.scope.setdefault("state", {}).setdefault(_ADDED_HEADERS, {}).update(headers)
 
@@ -89,24 +70,74 @@ def _is_json(content_type: str) -> bool:
     return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-class RequestLimits(HttpMiddleware):
-    """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON."""
-
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        super().__init__(app)
+class Edge:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, cors: CORSMiddleware | None = None) -> None:
+        self.app = app
         self.max_body_bytes = max_body_bytes
+        self.cors = cors  # Starlette's CORS policy, used for its decisions only
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context, token = begin_request(scope)
+        REQUESTS_IN_FLIGHT.inc()
         headers = Headers(scope=scope)
+        status = 500
+        answering = _answer_headers(scope, headers, context.request_id)
+
+        async def send_answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                answering(message)
+                if self.cors is not None and "origin" in headers:
+                    await self.cors.send(message, send, headers)  # adds its headers, then sends
+                    return
+            await send(message)
+
+        try:
+            if self.cors is not None and _is_preflight(scope, headers):
+                await self.cors.preflight_response(headers)(scope, receive, send_answer)
+            elif (rejection := self._rejection(scope, headers)) is not None:
+                await rejection(scope, receive, send_answer)
+            else:
+                await self._answer(scope, self._limited(receive), send_answer)
+        finally:
+            REQUESTS_IN_FLIGHT.dec()
+            log_request(context, scope, status)
+            end_request(token)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's answer, or a 500 problem if it fails before it started one."""
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if response_started:
+                raise  # too late for another answer; the server closes the connection
+            logger.error("unhandled error", exc_info=exc)
+            await problem_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")(scope, receive, send)
+
+    def _rejection(self, scope: Scope, headers: Headers) -> ASGIApp | None:
+        """413 for a declared body over the limit, 415 for a body that is not JSON."""
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._reject(scope, receive, send, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            return
+            detail = f"the request body exceeds {self.max_body_bytes} bytes"
+            return problem_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, detail, headers={"Connection": "close"})
         has_body = declared not in (None, "0") or "transfer-encoding" in headers
         if scope["method"] in METHODS_WITH_JSON_BODIES and has_body and not _is_json(headers.get("content-type", "")):
-            await self._reject(scope, receive, send, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-            return
+            return problem_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+        return None
 
+    def _limited(self, receive: Receive) -> Receive:
+        """`receive`, counting the body's bytes as they arrive."""
         received = 0
 
         async def limited_receive() -> Message:
@@ -118,59 +149,38 @@ class RequestLimits(HttpMiddleware):
                     raise BodyTooLarge(self.max_body_bytes)
             return message
 
-        await self.app(scope, limited_receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, status: HTTPStatus) -> None:
-        detail = {
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE: f"the request body exceeds {self.max_body_bytes} bytes",
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "send the body as application/json",
-        }[status]
-        headers = {"Connection": "close"} if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE else None
-        await problem_response(status, detail, headers=headers)(scope, receive, send)
+        return limited_receive
 
 
-class ResponseHeaders(HttpMiddleware):
-    """Headers fit for a JSON API on every answer (authenticated ones are never cached), and the
-    headers dependencies left with `add_response_headers`."""
+def _answer_headers(scope: Scope, headers: Headers, request_id: str) -> Callable[[Message], None]:
+    """What every answer to this request gets: its id, the security headers, the added ones."""
+    path: str = scope["path"]
+    never_cache = path.startswith("/api/") or "authorization" in headers
+    csp = DEMO_PAGE_CSP if path.startswith(DEMO_PATH) else None if path.startswith(DOCS_PATHS) else JSON_ONLY_CSP
+    policy = [*_SECURITY_HEADERS_RAW, *([(b"content-security-policy", csp.encode())] if csp else [])]
+    request_id_header = (b"x-request-id", request_id.encode())
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        never_cache = path.startswith("/api/") or "authorization" in Headers(scope=scope)
-        csp = DEMO_PAGE_CSP if path.startswith(DEMO_PATH) else None if path.startswith(DOCS_PATHS) else JSON_ONLY_CSP
+    def add(message: Message) -> None:
+        # Starlette's responses name their headers in lower case, as ASGI asks.
+        answer: list[tuple[bytes, bytes]] = message.setdefault("headers", [])
+        if never_cache:
+            answer[:] = [header for header in answer if header[0] != b"cache-control"]
+            answer.append((b"cache-control", b"no-store"))
+        present = {name for name, _ in answer}
+        answer.append(request_id_header)
+        answer.extend(header for header in policy if header[0] not in present)
+        added: dict[str, str] = scope.get("state", {}).get(_ADDED_HEADERS, {})
+        answer.extend(
+            (name.lower().encode(), value.encode())
+            for name, value in added.items()
+            if name.lower().encode() not in present
+        )
 
-        def add_headers(message: Message) -> None:
-            headers = MutableHeaders(scope=message)
-            for name, value in SECURITY_HEADERS.items():
-                headers.setdefault(name, value)
-            if csp:
-                headers.setdefault("Content-Security-Policy", csp)
-            if never_cache:
-                headers["Cache-Control"] = "no-store"
-            for name, value in scope.get("state", {}).get(_ADDED_HEADERS, {}).items():
-                headers.setdefault(name, value)
-
-        await self.app(scope, receive, on_response_start(send, add_headers))
+    return add
 
 
-class UnexpectedErrors(HttpMiddleware):
-    """A bug's 500 as problem details: the one place an unexpected error is answered.
+_SECURITY_HEADERS_RAW = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
-    Starlette answers an unhandled exception from its outermost layer, outside CORS, the
-    security headers and the request id, so a browser could not even read that it failed.
-    Installed innermost, this answers first, and every layer above still adds its headers.
-    """
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response_started = False
-
-        def note_start(_: Message) -> None:
-            nonlocal response_started
-            response_started = True
-
-        try:
-            await self.app(scope, receive, on_response_start(send, note_start))
-        except Exception as exc:
-            if response_started:
-                raise  # too late for another answer; the server closes the connection
-            logger.error("unhandled error", exc_info=exc)
-            await problem_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")(scope, receive, send)
+def _is_preflight(scope: Scope, headers: Headers) -> bool:
+    return scope["method"] == "OPTIONS" and "access-control-request-method" in headers and "origin" in headers

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import jwt
 
+from api.edge.metrics import JWKS_FETCHES
+
 logger = logging.getLogger("api.identity.jwks")
 
 MAX_JWKS_BYTES = 64 * 1024
@@ -118,6 +120,7 @@ class JwksCache:
             document, max_age = await self._fetch()
             keys, published = _signing_keys(document)
         except (httpx.HTTPError, ValueError) as exc:
+            JWKS_FETCHES.labels("failure").inc()
             self._last_attempt_failed = True
             # Keep the keys already fetched; retry once min_refresh_seconds have passed.
             self._expires = self._last_attempt + self.min_refresh_seconds
@@ -125,6 +128,7 @@ class JwksCache:
             return
         finally:
             self.fetches += 1
+        JWKS_FETCHES.labels("success").inc()
         if published != self._published:
             self.generation += 1
         self._keys, self._published = keys, published

@@ -8,6 +8,11 @@ import math
 import time
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
+from api.edge.errors import TooManyRequests
+from api.edge.middleware import add_response_headers
+
 MAX_TRACKED_USERS = 100_000
 
 
@@ -55,3 +60,12 @@ class RateLimiter:
             # Forget users whose window is over; they would start from zero anyway.
             self._windows = {user: entry for user, entry in self._windows.items() if entry[0] == window}
         self._windows[user_id] = (window, count)
+
+
+def enforce_rate_limit(request: Request, limiter: RateLimiter, user_id: str) -> None:
+    """429 once the caller has used up this window; every answer says how much is left."""
+    verdict = limiter.hit(user_id)
+    headers = verdict.headers(limiter.window_seconds)
+    if not verdict.allowed:
+        raise TooManyRequests("too many requests; slow down", reason="rate_limit", headers=headers)
+    add_response_headers(request, headers)

@@ -159,7 +159,7 @@ class TokenVerifier:
                 # Retrying before the next refetch is allowed would only meet this answer again.
                 wait = max(1, math.ceil(self.jwks.seconds_until_refetch()))
                 detail = "the identity provider's keys are unavailable"
-                raise ServiceUnavailable(detail, retry_after_seconds=wait) from None
+                raise ServiceUnavailable(detail, cause="identity_provider", retry_after_seconds=wait) from None
             if key is None:
                 raise Unauthorized("unknown signing key")
             if key.algorithm_name != algorithm:  # the key's type decides, not the token

@@ -2,9 +2,12 @@
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import psycopg
@@ -13,6 +16,7 @@ from pydantic import ValidationError
 
 from api.config import Settings, get_settings
 from api.database.engine import Database
+from api.edge.metrics import MULTIPROCESS_DIR
 from api.identity.tokens import is_valid_user_id, mint_token
 from api.ops import migrations
 from api.ops.audit import SEVERITIES, render_text, run_audit
@@ -45,7 +49,7 @@ def migrate(_: argparse.Namespace) -> None:
 async def _preflight(url: str, settings: Settings) -> None:
     database = Database(url, settings)
     try:
-        await check_database(database.engine, expected_revision=migrations.head_revision())
+        await check_database(database, expected_revision=migrations.head_revision())
     finally:
         await database.stop()
 
@@ -83,6 +87,8 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"refusing to start: {exc}") from None
     base = f"http://{args.host}:{args.port}"
     launch = plan_launch(settings, database_url=url, jwt_secret=secret, base_url=base)
+    if args.workers > 1 and settings.metrics_enabled:
+        _share_metrics_between_workers()
     # The app reads its settings from the environment, in this process and in any worker.
     os.environ.update(launch.environment)
     get_settings.cache_clear()
@@ -105,6 +111,19 @@ def serve(args: argparse.Namespace) -> None:
         log_config=None,  # the app configures logging: JSON lines, or text in a terminal
         access_log=False,  # one line per request comes from api.requests instead
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Each worker writes its metrics to files in one directory, which every scrape reads.
+
+    Set before the workers start (prometheus-client reads it as it is imported), emptied of an
+    earlier run's files by being new, and removed when the server stops.
+    """
+    if os.environ.get(MULTIPROCESS_DIR):
+        return  # the operator's own directory: theirs to manage
+    directory = tempfile.mkdtemp(prefix="taskapi-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _print_example(base: str, secret: str, settings: Settings) -> None:

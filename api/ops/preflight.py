@@ -1,11 +1,11 @@
 """Checks run before serving: refuse to start on a database where isolation would not hold."""
 
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.database.engine import Database
 from api.database.session import APP_ROLE, IDENTITY_SQL, identity
 
 _NOBODY = identity("", statement_timeout_ms=10_000, lock_timeout_ms=10_000)
@@ -29,22 +29,19 @@ class PreflightError(RuntimeError):
     """The database is not safe or not ready to serve; the message says what to fix."""
 
 
-async def check_database(engine: AsyncEngine, *, expected_revision: str | None) -> None:
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver = cast(psycopg.AsyncConnection[Any], raw.driver_connection)
-        async with driver.transaction(force_rollback=True):
-            try:
-                # Set up exactly as a request is: the effective role below is the one requests use.
-                await driver.execute(IDENTITY_SQL, _NOBODY)
-            except psycopg.Error:
-                raise PreflightError(
-                    f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
-                    f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
-                ) from None
-            current = await _schema_version(driver)
-            cursor = driver.cursor(row_factory=dict_row)
-            facts = await (await cursor.execute(_ISOLATION_FACTS, {"tables": list(PROTECTED_TABLES)})).fetchall()
+async def check_database(database: Database, *, expected_revision: str | None) -> None:
+    async with database.pool.connection() as driver, driver.transaction(force_rollback=True):
+        try:
+            # Set up exactly as a request is: the effective role below is the one requests use.
+            await driver.execute(IDENTITY_SQL, _NOBODY)
+        except psycopg.Error:
+            raise PreflightError(
+                f"the login role cannot switch to {APP_ROLE} (or it does not exist); "
+                f"run `taskapi migrate`, then as an administrator: GRANT {APP_ROLE} TO <login role>;"
+            ) from None
+        current = await _schema_version(driver)
+        cursor = driver.cursor(row_factory=dict_row)
+        facts = await (await cursor.execute(_ISOLATION_FACTS, {"tables": list(PROTECTED_TABLES)})).fetchall()
     if current != expected_revision:
         raise PreflightError(
             f"the database schema is at revision {current or 'none'}, expected {expected_revision}; "

@@ -10,15 +10,17 @@ import base64
 import binascii
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskRead, TaskSort, is_storable
+from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskSort, is_storable
 
 _FORMAT = 1
 _HEADER = struct.Struct(">BBQ")  # format, sort, id
 _MICROSECONDS = struct.Struct(">q")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SORTS = list(TaskSort)
 _MAX_UTF8_BYTES_PER_CHARACTER = 4
 MAX_CURSOR_BYTES = _HEADER.size + TITLE_MAX * _MAX_UTF8_BYTES_PER_CHARACTER
@@ -34,14 +36,14 @@ class Cursor:
     def encode(self) -> str:
         header = _HEADER.pack(_FORMAT, _SORTS.index(self.sort), self.id)
         if isinstance(self.key, datetime):
-            key = _MICROSECONDS.pack((self.key - _EPOCH) // timedelta(microseconds=1))
+            key = _MICROSECONDS.pack((self.key - EPOCH) // timedelta(microseconds=1))
         else:
             key = self.key.encode()
         return base64.urlsafe_b64encode(header + key).decode().rstrip("=")
 
     @classmethod
-    def after(cls, task: TaskRead, sort: TaskSort) -> "Cursor":
-        return cls(sort=sort, key=getattr(task, sort.column), id=task.id)
+    def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
+        return cls(sort=sort, key=task[sort.column], id=task["id"])
 
     @classmethod
     def decode(cls, token: str) -> "Cursor":
@@ -73,7 +75,7 @@ def _parse_key(sort: TaskSort, key: bytes) -> datetime | str:
     if len(key) != _MICROSECONDS.size:
         raise ValueError("cursor is malformed")
     try:
-        return _EPOCH + timedelta(microseconds=_MICROSECONDS.unpack(key)[0])
+        return EPOCH + timedelta(microseconds=_MICROSECONDS.unpack(key)[0])
     except OverflowError:
         raise ValueError("cursor is malformed") from None
 

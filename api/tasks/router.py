@@ -6,13 +6,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from pydantic import BeforeValidator, WithJsonSchema
 
-from api.deps import AppSettings, RateLimited, Transaction
+from api.deps import Transaction
 from api.edge.errors import RETRY_AFTER_HEADER, documented_header, documented_problem
 from api.tasks import service
 from api.tasks.etags import EntityTags, etag
 from api.tasks.models import BIGINT_MAX, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
 from api.tasks.pagination import Cursor
 from api.tasks.queries import ListQuery
+from api.tasks.representation import Task, task_json, tasks_json
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: documented_problem("Malformed JSON body"),
@@ -37,7 +38,9 @@ BAD_PRECONDITION: dict[int | str, dict[str, Any]] = {
 }
 ETAG_HEADER = {"ETag": documented_header('The task\'s version, quoted (`"3"`): send it back in `If-Match`')}
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS, dependencies=[RateLimited])
+JSON = "application/json"
+
+router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
 
 def _plain_digits(value: object) -> object:
@@ -106,13 +109,14 @@ def _if_match(field: str | None) -> EntityTags | None:
     return EntityTags.parse(field) if field is not None else None
 
 
-def _with_etag(response: Response, task: TaskRead) -> TaskRead:
-    response.headers["ETag"] = etag(task.version)
-    return task
+def _task_response(task: Task, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The task as JSON, with its version as the ETag."""
+    headers = {"ETag": etag(task["version"]), **(headers or {})}
+    return Response(task_json(task), status_code=status_code, headers=headers, media_type=JSON)
 
 
-def _task_location(task: TaskRead) -> str:
-    return f"/api/{quote(task.user_id, safe='')}/tasks/{task.id}"
+def _task_location(task: Task) -> str:
+    return f"/api/{quote(task['user_id'], safe='')}/tasks/{task['id']}"
 
 
 @router.get(
@@ -127,13 +131,10 @@ def _task_location(task: TaskRead) -> str:
         }
     },
 )
-async def list_tasks(
-    tx: Transaction, settings: AppSettings, request: Request, response: Response, query: Annotated[ListQuery, Query()]
-) -> list[TaskRead]:
-    page = await service.list_tasks(tx, query=query, search_timeout_ms=settings.db_search_timeout_ms)
-    if page.next_cursor is not None:
-        response.headers["Link"] = f'<{_next_page(request, page.next_cursor)}>; rel="next"'
-    return page.tasks
+async def list_tasks(tx: Transaction, request: Request, query: Annotated[ListQuery, Query()]) -> Response:
+    page = await service.list_tasks(tx, query=query, search_timeout_ms=tx.settings.db_search_timeout_ms)
+    headers = {} if page.next_cursor is None else {"Link": f'<{_next_page(request, page.next_cursor)}>; rel="next"'}
+    return Response(tasks_json(page.tasks), headers=headers, media_type=JSON)
 
 
 def _next_page(request: Request, cursor: Cursor) -> str:
@@ -162,19 +163,16 @@ def _next_page(request: Request, cursor: Cursor) -> str:
         **JSON_BODY,
     },
 )
-async def create_task(
-    tx: Transaction, settings: AppSettings, response: Response, data: TaskCreate, idempotency_key: IdempotencyKey = None
-) -> TaskRead:
+async def create_task(tx: Transaction, data: TaskCreate, idempotency_key: IdempotencyKey = None) -> Response:
+    replayed = False
     if idempotency_key is None:
         task = await service.create_task(tx, data=data)
     else:
-        ttl = settings.idempotency_key_ttl_seconds
+        ttl = tx.settings.idempotency_key_ttl_seconds
         once = service.IdempotentCreate(key=idempotency_key, data=data, ttl_seconds=ttl)
         task, replayed = await service.create_task_once(tx, request=once)
-        if replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = _task_location(task)
-    return _with_etag(response, task)
+    headers = {"Location": _task_location(task)} | ({"Idempotent-Replayed": "true"} if replayed else {})
+    return _task_response(task, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.get(
@@ -188,11 +186,11 @@ async def create_task(
         **NOT_FOUND,
     },
 )
-async def get_task(tx: Transaction, response: Response, task_id: TaskId, if_none_match: IfNoneMatch = None) -> Any:
+async def get_task(tx: Transaction, task_id: TaskId, if_none_match: IfNoneMatch = None) -> Response:
     task = await service.get_task(tx, task_id=task_id)
-    if if_none_match is not None and EntityTags.parse(if_none_match).matches_weakly(task.version):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task.version)})
-    return _with_etag(response, task)
+    if if_none_match is not None and EntityTags.parse(if_none_match).matches_weakly(task["version"]):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task["version"])})
+    return _task_response(task)
 
 
 @router.put(
@@ -202,11 +200,9 @@ async def get_task(tx: Transaction, response: Response, task_id: TaskId, if_none
     response_model=TaskRead,
     responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND, **JSON_BODY, **BAD_PRECONDITION},
 )
-async def update_task(
-    tx: Transaction, response: Response, task_id: TaskId, data: TaskUpdate, if_match: IfMatch = None
-) -> TaskRead:
+async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate, if_match: IfMatch = None) -> Response:
     task = await service.update_task(tx, task_id=task_id, data=data, if_match=_if_match(if_match))
-    return _with_etag(response, task)
+    return _task_response(task)
 
 
 @router.delete(
@@ -232,11 +228,10 @@ async def delete_task(tx: Transaction, task_id: TaskId, if_match: IfMatch = None
 )
 async def complete_task(
     tx: Transaction,
-    response: Response,
     task_id: TaskId,
     body: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> TaskRead:
+) -> Response:
     completed = body.completed if body is not None else None
     task = await service.set_completion(tx, task_id=task_id, completed=completed, if_match=_if_match(if_match))
-    return _with_etag(response, task)
+    return _task_response(task)

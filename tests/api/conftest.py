@@ -1,6 +1,5 @@
 """Fixtures for the HTTP contract tests, on top of tests/conftest.py."""
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.live import LiveServer, live_server, warm_up
-from tests.support.app import offline_test_client
+from tests.support.app import close_offline, offline_test_client
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def offline_client() -> Iterator[TestClient]:
     """
     client = offline_test_client()
     yield client
-    asyncio.run(client.app.state.engine.dispose())
+    close_offline(client)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from http import HTTPStatus
 
 import psycopg
 import pytest
-from sqlalchemy.exc import DBAPIError
 
 from api.tasks import service
 from tests.api.support import assert_invalid, assert_problem, bad_fields, crafted_token
@@ -125,11 +124,7 @@ class TestNothingLeaks:
         task = create_task(client, ALICE)
 
         async def fail(*args, **kwargs):
-            raise DBAPIError(
-                "SELECT title FROM tasks WHERE id = %(id)s",
-                {"id": task["id"]},
-                psycopg.errors.UndefinedColumn('column "titel" does not exist'),
-            )
+            raise psycopg.errors.UndefinedColumn(f'column "titel" does not exist: SELECT titel FROM tasks {task["id"]}')
 
         monkeypatch.setattr(service, "get_task", fail)
         response = client.get(task_url(ALICE, task["id"]), headers=bearer(token_for(ALICE)))
@@ -139,11 +134,7 @@ class TestNothingLeaks:
 
     def test_a_value_the_database_refuses_is_a_422_problem_without_sql(self, client, admin, monkeypatch):
         async def refuse(*args, **kwargs):
-            raise DBAPIError(
-                "INSERT INTO tasks (title) VALUES (%(title)s)",
-                {"title": "x"},
-                psycopg.errors.CheckViolation('new row violates check constraint "tasks_title_length_check"'),
-            )
+            raise psycopg.errors.CheckViolation('new row violates check constraint "tasks_title_length_check"')
 
         monkeypatch.setattr(service, "create_task", refuse)
         response = client.post(tasks_url(ALICE), json={"title": "x"}, headers=bearer(token_for(ALICE)))

@@ -1,13 +1,14 @@
 """The app as the tests build it: its settings, a client that never reaches a database, the task
 routes' URLs, and a task made through the API."""
 
+import asyncio
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from api.config import Settings
-from api.database.engine import create_engine
 from api.main import create_app
+from api.state import Services
 from tests.support.database import UNREACHABLE_DATABASE
 from tests.support.tokens import JWT_SECRET, bearer, token_for
 
@@ -22,13 +23,16 @@ def offline_test_client(**overrides: Any) -> TestClient:
     """The app on a database that does not exist, its start-up check skipped.
 
     Not entered as a context manager: the lifespan (and its database check) never runs. Whatever
-    needs the database answers 503; everything else answers as usual. The caller disposes of
-    `client.app.state.engine`.
+    needs the database answers 503; everything else answers as usual. Close it with
+    `close_offline`.
     """
-    settings = make_settings(UNREACHABLE_DATABASE, **overrides)
-    app = create_app(settings)
-    app.state.engine = create_engine(UNREACHABLE_DATABASE, settings)
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(create_app(make_settings(UNREACHABLE_DATABASE, **overrides)), raise_server_exceptions=False)
+
+
+def close_offline(client: TestClient) -> None:
+    """Close what an offline client's app opened (its pool holds no connection, but may hold waiters)."""
+    services: Services = client.app.state.services
+    asyncio.run(services.primary.stop())
 
 
 def tasks_url(owner: str) -> str:

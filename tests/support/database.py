@@ -11,7 +11,7 @@ from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from api.config import Settings
-from api.database.session import IDENTITY_SQL
+from api.database.session import IDENTITY_SQL, identity
 from api.ops import migrations
 
 LOGIN_ROLE = "taskapi_login"  # a non-superuser login role, as on Neon
@@ -49,17 +49,18 @@ def cloned_database(pg_template: NoopExecutor, prefix: str) -> Iterator[dict[str
         }
 
 
-# The timeouts a request runs with when nothing is configured (Settings' defaults).
-_DEFAULT_TIMEOUTS = {
-    "statement_timeout": str(Settings.model_fields["db_statement_timeout_ms"].default),
-    "lock_timeout": str(Settings.model_fields["db_lock_timeout_ms"].default),
-}
-
-
 def begin_as(conn: psycopg.Connection, user_id: str | None) -> psycopg.Cursor:
     """Open a transaction on `conn` exactly as a request does: the API's identity statement
     (api.database.session.IDENTITY_SQL) for `user_id`, with the default timeouts. None (or "")
     is nobody. The transaction is left open; returns the cursor that ran the statement."""
+    defaults = Settings.model_fields
     cursor = conn.cursor()
-    cursor.execute(IDENTITY_SQL, {"user_id": user_id if user_id is not None else "", **_DEFAULT_TIMEOUTS})
+    cursor.execute(
+        IDENTITY_SQL,
+        identity(
+            user_id or "",
+            statement_timeout_ms=defaults["db_statement_timeout_ms"].default,
+            lock_timeout_ms=defaults["db_lock_timeout_ms"].default,
+        ),
+    )
     return cursor
