@@ -17,6 +17,7 @@ from api.edge.errors import RETRY_AFTER_HEADER, ServiceUnavailable, documented_p
 from api.edge.logs import configure_logging
 from api.edge.metrics import exposition
 from api.edge.middleware import Edge
+from api.lists.router import router as lists_router
 from api.ops import migrations
 from api.ops.preflight import check_database
 from api.state import Services
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, cors=_cors_policy(settings))
     install_error_handlers(app)
     app.include_router(tasks_router)
+    app.include_router(lists_router)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:

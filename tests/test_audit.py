@@ -29,7 +29,7 @@ def test_the_migrated_schema_is_clean(admin_url, login_role):
     assert significant(report) == []
     assert [(f.severity, f.subject) for f in report.findings] == [STATISTICS_FINDING]
     assert "pg_stat_user_tables" in report.findings[0].problem
-    assert [table.name for table in report.tables] == ["public.idempotency_keys", "public.tasks"]
+    assert [table.name for table in report.tables] == ["public.idempotency_keys", "public.lists", "public.tasks"]
     for table in report.tables:
         prefix = table.name.removeprefix("public.")
         assert (table.rls_enabled, table.rls_forced) == (True, True)
@@ -127,6 +127,20 @@ BREAKAGES = {
             "caller's own schema",
         ),
         "alter function app.current_user_id() set search_path = '';",
+    ),
+    "foreign-key-without-user-id": (
+        [
+            "alter table tasks drop constraint tasks_list_id_fkey",
+            "alter table tasks add constraint tasks_list_id_fkey foreign key (list_id) references lists (id)",
+        ],
+        (
+            "high",
+            "public.tasks constraint tasks_list_id_fkey",
+            "references user data in public.lists without pairing user_id with user_id: a row can point at "
+            "another user's row, and the key check (which bypasses row-level security) tells whether that row "
+            "exists",
+        ),
+        "foreign key (<columns>, user_id) references public.lists (<columns>, user_id);",
     ),
     "policy-for-public": (
         ["alter policy tasks_update_own on tasks to public"],

@@ -60,6 +60,11 @@ class PreconditionFailed(AppError):
 class Unprocessable(AppError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
+    def __init__(self, detail: str, *, field: list[str] | None = None, code: str = "invalid") -> None:
+        super().__init__(detail)
+        # A field the database refused, named as a validation error would name it.
+        self.errors = None if field is None else [{"loc": field, "msg": detail, "type": code}]
+
 
 class TooManyRequests(AppError):
     status = HTTPStatus.TOO_MANY_REQUESTS
@@ -168,7 +173,8 @@ def _render(error: AppError) -> JSONResponse:
         UNAVAILABLE.labels(error.cause).inc()
     elif isinstance(error, TooManyRequests):
         TOO_MANY_REQUESTS.labels(error.reason).inc()
-    return problem_response(error.status, error.detail, headers=error.headers)
+    errors = error.errors if isinstance(error, Unprocessable) else None
+    return problem_response(error.status, error.detail, headers=error.headers, errors=errors)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

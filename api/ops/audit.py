@@ -73,6 +73,25 @@ select c.oid, format('%%I.%%I', n.nspname, c.relname) as name, pg_get_userbyid(c
  where c.relkind in ('r', 'p') and n.nspname = any(%(schemas)s) and c.relname <> 'alembic_version'
  order by 2
 """
+# Foreign keys that reach a table of user data without pairing user_id with user_id. The key
+# check bypasses row-level security, so such a key lets a row point at another user's row and
+# tells the writer whether that row exists.
+_UNPAIRED_FOREIGN_KEYS = """
+select con.conname as name, format('%%I.%%I', n.nspname, c.relname) as table_name,
+       format('%%I.%%I', rn.nspname, r.relname) as referenced
+  from pg_constraint con
+  join pg_class c on c.oid = con.conrelid join pg_namespace n on n.oid = c.relnamespace
+  join pg_class r on r.oid = con.confrelid join pg_namespace rn on rn.oid = r.relnamespace
+ where con.contype = 'f' and n.nspname = any(%(schemas)s)
+   and exists (select from pg_attribute a
+                where a.attrelid = con.confrelid and a.attname = 'user_id' and not a.attisdropped)
+   and not exists (
+       select from unnest(con.conkey, con.confkey) as pair(col, ref_col)
+         join pg_attribute a on a.attrelid = con.conrelid and a.attnum = pair.col
+         join pg_attribute ra on ra.attrelid = con.confrelid and ra.attnum = pair.ref_col
+        where a.attname = 'user_id' and ra.attname = 'user_id')
+ order by 2, 1
+"""
 _POLICIES = """
 select polname as name,
        case polcmd when 'r' then 'SELECT' when 'a' then 'INSERT' when 'w' then 'UPDATE'
@@ -181,6 +200,7 @@ def run_audit(database_url: str, *, schemas: list[str]) -> Report:
         findings += _fail_closed_findings(conn, tables, app_role is not None)
         findings += _impersonation_findings(login_members) + _search_path_findings(functions)
         findings += _statistics_findings([row["view"] for row in statistics])
+        findings += _foreign_key_findings(conn.execute(_UNPAIRED_FOREIGN_KEYS, params).fetchall())
         database = conn.info.dbname
     findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), f.subject))
     logins = [row["name"] for row in login_members]
@@ -318,6 +338,21 @@ def _statistics_findings(readable_views: list[str]) -> list[Finding]:
             "(only a superuser can revoke this; pg_class.reltuples and EXPLAIN show table sizes regardless)",
             f"revoke select on {views} from public; grant select on {views} to pg_monitor;",
         )
+    ]
+
+
+def _foreign_key_findings(keys: list[DictRow]) -> list[Finding]:
+    return [
+        Finding(
+            "high",
+            f"{key['table_name']} constraint {key['name']}",
+            f"references user data in {key['referenced']} without pairing user_id with user_id: a row can "
+            "point at another user's row, and the key check (which bypasses row-level security) tells "
+            "whether that row exists",
+            f"alter table {key['table_name']} drop constraint {key['name']}, add constraint {key['name']} "
+            f"foreign key (<columns>, user_id) references {key['referenced']} (<columns>, user_id);",
+        )
+        for key in keys
     ]
 
 

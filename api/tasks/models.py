@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     GetJsonSchemaHandler,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKeyConstraint,
     Identity,
     Index,
     SmallInteger,
@@ -28,11 +30,13 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
+TAGS_MAX = 20
+TAG_MAX = 50
 BIGINT_MAX = 2**63 - 1
 
 SQLModel.metadata.naming_convention = {
@@ -61,7 +65,8 @@ def _storable(value: str) -> str:
     return value
 
 
-def _trimmed_title(value: str) -> str:
+def trimmed(value: str) -> str:
+    """A title or a name: storable, without surrounding whitespace, not blank."""
     value = _storable(value).strip()
     if not value:
         raise ValueError("must not be blank")
@@ -79,9 +84,82 @@ _SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u20
 NO_NUL_PATTERN = r"^[^\x00]*$"
 NOT_BLANK_PATTERN = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
 
-Title = Annotated[str, StringConstraints(pattern=NOT_BLANK_PATTERN), AfterValidator(_trimmed_title)]
+# Tags: no control characters at all (C0, DEL, C1), and not blank.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_VISIBLE_SPACE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TAG_PATTERN = rf"^[^{_CONTROL}]*[^{_CONTROL}{_VISIBLE_SPACE}][^{_CONTROL}]*$"
+
+Title = Annotated[str, StringConstraints(pattern=NOT_BLANK_PATTERN), AfterValidator(trimmed)]
 Description = Annotated[Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)] | None, AfterValidator(_description)]
 StorableText = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN), AfterValidator(_storable)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
+
+
+_NO_OFFSET = timedelta(0)
+# Serialised as RFC 3339 with a `Z`, whatever the database session's time zone.
+UtcTimestamp = Annotated[datetime, AfterValidator(_in_utc)]
+
+
+def _trimmed_tag(value: str) -> str:
+    value = _storable(value).strip()
+    if not 1 <= len(value) <= TAG_MAX:
+        raise ValueError(f"must be 1 to {TAG_MAX} characters once trimmed")
+    return value
+
+
+def _distinct_ignoring_case(tags: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for tag in tags:
+        folded = tag.casefold()
+        if folded in seen:
+            raise ValueError(f"tag {tag!r} is given twice (tags are compared ignoring case)")
+        seen.add(folded)
+    return tags
+
+
+def _in_utc_or_unrepresentable(value: datetime) -> datetime:
+    try:
+        return _in_utc(value)
+    except OverflowError:
+        raise ValueError("must lie between the years 1 and 9999 in UTC") from None
+
+
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=TAG_PATTERN), AfterValidator(_trimmed_tag)
+]
+Tags = Annotated[list[Tag], PydanticField(max_length=TAGS_MAX), AfterValidator(_distinct_ignoring_case)]
+# An RFC 3339 date-time with an offset (a naive one is refused), kept in UTC.
+DueAt = Annotated[AwareDatetime, AfterValidator(_in_utc_or_unrepresentable)]
+ListId = Annotated[int, PydanticField(ge=1, le=BIGINT_MAX)]
+
+
+class _PublishedEnum(StrEnum):
+    """A StrEnum whose published JSON schema names its first member as the example."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        handler.resolve_ref_schema(schema)["examples"] = [next(iter(cls)).value]
+        return schema
+
+
+class Priority(_PublishedEnum):
+    """How important a task is; sorting by it sorts none < low < medium < high."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+    @property
+    def stored(self) -> int:
+        return PRIORITIES.index(self)
+
+
+PRIORITIES = list(Priority)
 
 
 class Task(SQLModel, table=True):
@@ -99,6 +177,22 @@ class Task(SQLModel, table=True):
         Index("tasks_user_id_created_at_id_idx", "user_id", "created_at", "id"),
         Index("tasks_user_id_updated_at_id_idx", "user_id", "updated_at", "id"),
         Index("tasks_user_id_title_id_idx", "user_id", "title", "id"),
+        Index("tasks_user_id_due_at_id_idx", "user_id", "due_at", "id"),
+        Index("tasks_user_id_priority_id_idx", "user_id", "priority", "id"),
+        Index("tasks_user_id_list_id_idx", "user_id", "list_id"),
+        # This user's entries for each tag (db/functions/app.tag_keys.sql).
+        Index("tasks_tag_keys_idx", text("app.tag_keys(user_id, tags)"), postgresql_using="gin"),
+        CheckConstraint("priority between 0 and 3", name="priority"),
+        CheckConstraint(f"cardinality(tags) <= {TAGS_MAX}", name="tags_count"),
+        CheckConstraint("completed = (completed_at is not null)", name="completed_at"),
+        # The list must be the task's owner's: a foreign key is checked without row-level
+        # security, so the owner is part of it. Deleting a list nulls only list_id.
+        ForeignKeyConstraint(
+            ["list_id", "user_id"],
+            ["lists.id", "lists.user_id"],
+            name="tasks_list_id_fkey",
+            ondelete="SET NULL (list_id)",
+        ),
     )
 
     id: int | None = Field(
@@ -119,6 +213,15 @@ class Task(SQLModel, table=True):
     )
     # Bumped by every change; the ETag, so concurrent editors cannot overwrite each other.
     version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False, server_default=text("1")))
+    list_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    due_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # 0 none, 1 low, 2 medium, 3 high: sorting by the number sorts by importance.
+    priority: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, server_default=text("0")))
+    tags: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    # Set exactly while the task is completed (a check constraint holds the two together).
+    completed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 # The table itself, for SQL Core statements.
@@ -152,10 +255,19 @@ class _ClientInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+LIST_ID = "One of the caller's lists, or null for none."
+DUE_AT = "When the task is due: an RFC 3339 date-time with an offset, or null; answered in UTC."
+TAGS = "Up to 20 tags, each 1-50 characters once trimmed, no control characters, distinct ignoring case; in order."
+
+
 class TaskCreate(_ClientInput):
     title: Title = PydanticField(min_length=1, max_length=TITLE_MAX, examples=["Buy milk"])
     description: Description = PydanticField(default=None, max_length=DESCRIPTION_MAX, examples=["2 litres, oat"])
     completed: StrictBool = False
+    list_id: ListId | None = PydanticField(default=None, description=LIST_ID)
+    due_at: DueAt | None = PydanticField(default=None, description=DUE_AT)
+    priority: Priority = Priority.none
+    tags: Tags = PydanticField(default_factory=list, description=TAGS)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -170,6 +282,10 @@ class TaskUpdate(_ClientInput):
     description: Description = PydanticField(default=None, max_length=DESCRIPTION_MAX)
     # Absent: unchanged. An explicit null is not a boolean, so it is rejected (422), not stored.
     completed: StrictBool = PydanticField(default=None)  # type: ignore[assignment]  # absent, never null
+    list_id: ListId | None = PydanticField(default=None, description=LIST_ID)  # null: no list
+    due_at: DueAt | None = PydanticField(default=None, description=DUE_AT)  # null: no due date
+    priority: Priority = PydanticField(default=None)  # type: ignore[assignment]  # absent, never null
+    tags: Tags = PydanticField(default=None, description=TAGS)  # type: ignore[arg-type]  # absent, never null
 
     model_config = ConfigDict(
         extra="forbid",
@@ -185,15 +301,6 @@ class TaskCompletion(_ClientInput):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"completed": True}]})
 
 
-def _in_utc(value: datetime) -> datetime:
-    return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
-
-
-_NO_OFFSET = timedelta(0)
-# Serialised as RFC 3339 with a `Z`, whatever the database session's time zone.
-UtcTimestamp = Annotated[datetime, AfterValidator(_in_utc)]
-
-
 class TaskRead(BaseModel):
     """A task as the API returns it. A plain pydantic model, not SQLModel: every row of every
     response is validated through it, and pydantic's own validation is about three times faster."""
@@ -206,6 +313,11 @@ class TaskRead(BaseModel):
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
     version: int = PydanticField(description='Bumped by every change; the `ETag` is this number quoted, e.g. `"3"`.')
+    list_id: int | None = PydanticField(description="The list the task is in, or null.")
+    due_at: UtcTimestamp | None
+    priority: Priority
+    tags: list[str]
+    completed_at: UtcTimestamp | None = PydanticField(description="When the task was completed; null while it is not.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -215,24 +327,20 @@ class TaskRead(BaseModel):
                     "user_id": "user_2x7mQ",
                     "title": "Buy milk",
                     "description": "2 litres, oat",
-                    "completed": False,
+                    "completed": True,
                     "created_at": "2026-11-23T09:30:00.123456Z",
-                    "updated_at": "2026-11-23T09:30:00.123456Z",
-                    "version": 1,
+                    "updated_at": "2026-11-24T08:00:00Z",
+                    "version": 2,
+                    "list_id": 7,
+                    "due_at": "2026-11-25T17:00:00Z",
+                    "priority": "high",
+                    "tags": ["errands", "Shop"],
+                    # Not null: FastAPI leaves nulls out of published examples.
+                    "completed_at": "2026-11-24T08:00:00Z",
                 }
             ]
         }
     )
-
-
-class _PublishedEnum(StrEnum):
-    """A StrEnum whose published JSON schema names its first member as the example."""
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        handler.resolve_ref_schema(schema)["examples"] = [next(iter(cls)).value]
-        return schema
 
 
 class TaskStatus(_PublishedEnum):
@@ -244,7 +352,7 @@ class TaskStatus(_PublishedEnum):
 
 
 class TaskSort(_PublishedEnum):
-    """A list's order: by creation, last update or title; a leading `-` means descending."""
+    """A list's order: by creation, last update, title, due date or priority; `-` means descending."""
 
     created = "created"
     newest_first = "-created"
@@ -252,11 +360,25 @@ class TaskSort(_PublishedEnum):
     recently_updated_first = "-updated"
     by_title = "title"  # not `title`: that would hide str.title
     title_descending = "-title"
+    # Appended, never reordered: a cursor names its sort by position.
+    due = "due"  # tasks without a due date come last, in both directions
+    due_descending = "-due"
+    by_priority = "priority"  # none < low < medium < high
+    priority_descending = "-priority"
 
     @property
     def column(self) -> str:
-        return {"created": "created_at", "updated": "updated_at", "title": "title"}[self.value.lstrip("-")]
+        return _SORT_COLUMNS[self.value.lstrip("-")]
 
     @property
     def descending(self) -> bool:
         return self.value.startswith("-")
+
+
+_SORT_COLUMNS = {
+    "created": "created_at",
+    "updated": "updated_at",
+    "title": "title",
+    "due": "due_at",
+    "priority": "priority",
+}

@@ -1,9 +1,10 @@
 """Opaque keyset cursors: the sort key and id of the last task on a page.
 
 A cursor is binary, then base64url: a format byte, the sort, the id (8 bytes) and the sort key
-(a timestamp as 8 bytes of microseconds, or a title as UTF-8). Its length is therefore bounded
-by construction, `MAX_CURSOR_LENGTH`, whatever the title holds: a cursor the server issues is
-always one it accepts.
+(a timestamp as 8 bytes of microseconds, a title as UTF-8, a priority as one byte, and no bytes
+for a task without a due date). Its length is therefore bounded by construction,
+`MAX_CURSOR_LENGTH`, whatever the title holds: a cursor the server issues is always one it
+accepts.
 """
 
 import base64
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api.tasks.models import BIGINT_MAX, TITLE_MAX, TaskSort, is_storable
+from api.tasks.models import BIGINT_MAX, PRIORITIES, TITLE_MAX, TaskSort, is_storable
 
 _FORMAT = 1
 _HEADER = struct.Struct(">BBQ")  # format, sort, id
@@ -27,19 +28,18 @@ MAX_CURSOR_BYTES = _HEADER.size + TITLE_MAX * _MAX_UTF8_BYTES_PER_CHARACTER
 MAX_CURSOR_LENGTH = -(-MAX_CURSOR_BYTES * 4 // 3)  # base64 without padding, rounded up
 
 
+SortKey = datetime | str | int | None  # None: a task without a due date
+
+
 @dataclass(frozen=True)
 class Cursor:
     sort: TaskSort
-    key: datetime | str
+    key: SortKey
     id: int
 
     def encode(self) -> str:
         header = _HEADER.pack(_FORMAT, _SORTS.index(self.sort), self.id)
-        if isinstance(self.key, datetime):
-            key = _MICROSECONDS.pack((self.key - EPOCH) // timedelta(microseconds=1))
-        else:
-            key = self.key.encode()
-        return base64.urlsafe_b64encode(header + key).decode().rstrip("=")
+        return base64.urlsafe_b64encode(header + _key_bytes(self.key)).decode().rstrip("=")
 
     @classmethod
     def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
@@ -65,13 +65,29 @@ class Cursor:
         return cls(sort=sort, key=_parse_key(sort, raw[_HEADER.size :]), id=task_id)
 
 
-def _parse_key(sort: TaskSort, key: bytes) -> datetime | str:
+def _key_bytes(key: SortKey) -> bytes:
+    if key is None:
+        return b""
+    if isinstance(key, datetime):
+        return _MICROSECONDS.pack((key - EPOCH) // timedelta(microseconds=1))
+    if isinstance(key, int):
+        return bytes([key])
+    return key.encode()
+
+
+def _parse_key(sort: TaskSort, key: bytes) -> SortKey:
     if sort.column == "title":
         try:
             title = key.decode()
         except UnicodeDecodeError:
             raise ValueError("cursor is malformed") from None
         return _checked_title(title)
+    if sort.column == "priority":
+        if len(key) != 1 or key[0] >= len(PRIORITIES):
+            raise ValueError("cursor is malformed")
+        return key[0]
+    if sort.column == "due_at" and not key:
+        return None
     if len(key) != _MICROSECONDS.size:
         raise ValueError("cursor is malformed")
     try:
@@ -97,6 +113,8 @@ def _decode_json(raw: bytes) -> Cursor:
         raise ValueError("cursor is malformed") from None
     if type(task_id) is not int or not 1 <= task_id <= BIGINT_MAX or not isinstance(key, str):
         raise ValueError("cursor is malformed")
+    if sort.column in ("due_at", "priority"):
+        raise ValueError("cursor is malformed")  # sorts added after this format was retired
     if sort.column == "title":
         return Cursor(sort=sort, key=_checked_title(key), id=task_id)
     try:

@@ -4,7 +4,7 @@ The same model is the route's query parameters and the service's input; the curs
 an opaque string and is decoded here, once, into the position it names.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from api.tasks.models import StorableText, TaskSort, TaskStatus
+from api.tasks.models import TAGS_MAX, DueAt, ListId, Priority, StorableText, Tag, TaskSort, TaskStatus
 from api.tasks.pagination import MAX_CURSOR_LENGTH, Cursor
 
 
@@ -45,6 +45,9 @@ CursorParameter = Annotated[
 ]
 
 
+NO_LIST = "none"
+
+
 class ListQuery(BaseModel):
     """Query parameters of the list route."""
 
@@ -60,6 +63,22 @@ class ListQuery(BaseModel):
     )
     limit: int = Field(50, ge=1, le=100, description="Page size.")
     cursor: CursorParameter = Field(None, description=CURSOR)
+    list_id: ListId | Literal["none"] | None = Field(
+        None, description="Only the tasks of this list, or `none` for the tasks in no list."
+    )
+    priority: list[Priority] = Field(
+        default_factory=list, max_length=len(Priority), description="Only these priorities (repeatable: any of them)."
+    )
+    tag: list[Tag] = Field(
+        default_factory=list,
+        max_length=TAGS_MAX,
+        description="Only tasks carrying this tag, compared ignoring case (repeatable: all of them).",
+    )
+    due_before: DueAt | None = Field(None, description="Only tasks due before this moment (RFC 3339).")
+    due_after: DueAt | None = Field(None, description="Only tasks due at or after this moment (RFC 3339).")
+    overdue: bool | None = Field(
+        None, description="`true`: only tasks due in the past and not completed; `false`: all other tasks."
+    )
 
     @field_validator("cursor")
     @classmethod

@@ -1,8 +1,9 @@
-"""What a client gets back: tasks as JSON, rendered straight from their rows.
+"""What a client gets back: tasks and lists as JSON, rendered straight from their rows.
 
-The shape is `TaskRead`'s, which the OpenAPI document publishes: its fields in its order,
-timestamps in UTC as RFC 3339 with a `Z`. Rows are rendered by orjson rather than validated
-and re-serialised through pydantic, which would cost more than the rest of a short request.
+The shapes are `TaskRead`'s and `ListRead`'s, which the OpenAPI document publishes: their
+fields in their order, timestamps in UTC as RFC 3339 with a `Z`, a priority by its name. Rows
+are rendered by orjson rather than validated and re-serialised through pydantic, which would
+cost more than the rest of a short request.
 """
 
 from collections.abc import Mapping, Sequence
@@ -11,33 +12,69 @@ from typing import Any
 
 import orjson
 
-from api.tasks.models import TaskRead
+from api.lists.models import ListRead
+from api.tasks.models import PRIORITIES, TaskRead
 
 TASK_FIELDS = tuple(TaskRead.model_fields)
-TIMESTAMPS = ("created_at", "updated_at")
+LIST_FIELDS = tuple(ListRead.model_fields)
+TIMESTAMPS = ("created_at", "updated_at", "due_at", "completed_at")
 
 Task = Mapping[str, Any]  # a task's row: every column of TASK_FIELDS
+TaskList = Mapping[str, Any]  # a list's row with its counts: every field of LIST_FIELDS
 
 
 def task_json(task: Task) -> bytes:
-    return orjson.dumps(_fields(task), option=orjson.OPT_UTC_Z)
+    return orjson.dumps(_task_fields(task), option=orjson.OPT_UTC_Z)
 
 
 def tasks_json(tasks: Sequence[Task]) -> bytes:
-    return orjson.dumps([_fields(task) for task in tasks], option=orjson.OPT_UTC_Z)
+    return orjson.dumps([_task_fields(task) for task in tasks], option=orjson.OPT_UTC_Z)
 
 
-def _fields(task: Task) -> dict[str, Any]:
-    fields = {name: task[name] for name in TASK_FIELDS}
-    for name in TIMESTAMPS:
-        fields[name] = fields[name].astimezone(UTC)  # whatever the database session's time zone
+def list_json(task_list: TaskList) -> bytes:
+    return orjson.dumps(_list_fields(task_list), option=orjson.OPT_UTC_Z)
+
+
+def lists_json(task_lists: Sequence[TaskList]) -> bytes:
+    return orjson.dumps([_list_fields(task_list) for task_list in task_lists], option=orjson.OPT_UTC_Z)
+
+
+def _task_fields(task: Task) -> dict[str, Any]:
+    fields = _in_utc({name: task[name] for name in TASK_FIELDS})
+    fields["priority"] = PRIORITIES[fields["priority"]].value
     return fields
 
 
-def from_stored(answer: Mapping[str, Any]) -> dict[str, Any]:
-    """A task stored as JSON (an idempotent request's answer) as a row again."""
-    task = {name: answer[name] for name in TASK_FIELDS}
+def _list_fields(task_list: TaskList) -> dict[str, Any]:
+    return _in_utc({name: task_list[name] for name in LIST_FIELDS})
+
+
+def _in_utc(fields: dict[str, Any]) -> dict[str, Any]:
+    """Timestamps in UTC, whatever the database session's time zone."""
     for name in TIMESTAMPS:
-        value = task[name]
-        task[name] = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return task
+        if fields.get(name) is not None:
+            fields[name] = fields[name].astimezone(UTC)
+    return fields
+
+
+# What a task's answer stored before migration 0004 lacks, as the migration filled it in.
+TASK_FIELDS_ADDED_LATER: dict[str, Any] = {
+    "list_id": None,
+    "due_at": None,
+    "priority": 0,
+    "tags": [],
+    "completed_at": None,
+}
+
+
+def from_stored(
+    answer: Mapping[str, Any], fields: Sequence[str] = TASK_FIELDS, missing: Mapping[str, Any] = TASK_FIELDS_ADDED_LATER
+) -> dict[str, Any]:
+    """A row stored as JSON (an idempotent request's answer) as a row again; `missing`: the
+    values of fields the stored answer lacks."""
+    row = {name: answer[name] if name in answer else missing[name] for name in fields}
+    for name in TIMESTAMPS:
+        value = row.get(name)
+        if isinstance(value, str):
+            row[name] = datetime.fromisoformat(value)
+    return row

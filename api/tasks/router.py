@@ -11,7 +11,6 @@ from api.edge.errors import RETRY_AFTER_HEADER, documented_header, documented_pr
 from api.tasks import service
 from api.tasks.etags import EntityTags, etag
 from api.tasks.models import BIGINT_MAX, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
-from api.tasks.pagination import Cursor
 from api.tasks.queries import ListQuery
 from api.tasks.representation import Task, task_json, tasks_json
 
@@ -43,7 +42,7 @@ JSON = "application/json"
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=COMMON_ERRORS)
 
 
-def _plain_digits(value: object) -> object:
+def plain_digits(value: object) -> object:
     """Python's int() also takes "1_0", " 10", "+10" and other scripts' digits: a path is not code."""
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         raise ValueError("must be a positive integer written in plain digits")
@@ -53,7 +52,7 @@ def _plain_digits(value: object) -> object:
 TaskId = Annotated[
     int,
     Path(ge=1, le=BIGINT_MAX, description="The task's id.", examples=[42]),
-    BeforeValidator(_plain_digits),
+    BeforeValidator(plain_digits),
 ]
 IF_MATCH = (
     'Change only if the task is still at this version (its `ETag`, e.g. `"3"`), else 412. '
@@ -105,7 +104,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _if_match(field: str | None) -> EntityTags | None:
+def if_match_tags(field: str | None) -> EntityTags | None:
     return EntityTags.parse(field) if field is not None else None
 
 
@@ -133,14 +132,16 @@ def _task_location(task: Task) -> str:
 )
 async def list_tasks(tx: Transaction, request: Request, query: Annotated[ListQuery, Query()]) -> Response:
     page = await service.list_tasks(tx, query=query, search_timeout_ms=tx.settings.db_search_timeout_ms)
-    headers = {} if page.next_cursor is None else {"Link": f'<{_next_page(request, page.next_cursor)}>; rel="next"'}
+    headers = {}
+    if page.next_cursor is not None:
+        headers["Link"] = f'<{next_page_link(request, page.next_cursor.encode())}>; rel="next"'
     return Response(tasks_json(page.tasks), headers=headers, media_type=JSON)
 
 
-def _next_page(request: Request, cursor: Cursor) -> str:
+def next_page_link(request: Request, cursor: str) -> str:
     """The next page's URL, relative (RFC 8288 resolves it against the request's URL): built
     from the client's own query, never from the `Host` header, which anyone can set."""
-    query = request.url.include_query_params(cursor=cursor.encode()).query
+    query = request.url.include_query_params(cursor=cursor).query
     return f"{quote(request.scope['path'])}?{query}"
 
 
@@ -169,8 +170,7 @@ async def create_task(tx: Transaction, data: TaskCreate, idempotency_key: Idempo
         task = await service.create_task(tx, data=data)
     else:
         ttl = tx.settings.idempotency_key_ttl_seconds
-        once = service.IdempotentCreate(key=idempotency_key, data=data, ttl_seconds=ttl)
-        task, replayed = await service.create_task_once(tx, request=once)
+        task, replayed = await service.create_task_once(tx, key=idempotency_key, data=data, ttl_seconds=ttl)
     headers = {"Location": _task_location(task)} | ({"Idempotent-Replayed": "true"} if replayed else {})
     return _task_response(task, status_code=status.HTTP_201_CREATED, headers=headers)
 
@@ -201,7 +201,7 @@ async def get_task(tx: Transaction, task_id: TaskId, if_none_match: IfNoneMatch 
     responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND, **JSON_BODY, **BAD_PRECONDITION},
 )
 async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate, if_match: IfMatch = None) -> Response:
-    task = await service.update_task(tx, task_id=task_id, data=data, if_match=_if_match(if_match))
+    task = await service.update_task(tx, task_id=task_id, data=data, if_match=if_match_tags(if_match))
     return _task_response(task)
 
 
@@ -214,7 +214,7 @@ async def update_task(tx: Transaction, task_id: TaskId, data: TaskUpdate, if_mat
     responses={204: {"description": "Deleted"}, **NOT_FOUND, **BAD_PRECONDITION},
 )
 async def delete_task(tx: Transaction, task_id: TaskId, if_match: IfMatch = None) -> Response:
-    await service.delete_task(tx, task_id=task_id, if_match=_if_match(if_match))
+    await service.delete_task(tx, task_id=task_id, if_match=if_match_tags(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -233,5 +233,5 @@ async def complete_task(
     if_match: IfMatch = None,
 ) -> Response:
     completed = body.completed if body is not None else None
-    task = await service.set_completion(tx, task_id=task_id, completed=completed, if_match=_if_match(if_match))
+    task = await service.set_completion(tx, task_id=task_id, completed=completed, if_match=if_match_tags(if_match))
     return _task_response(task)

@@ -13,13 +13,19 @@ from psycopg import errors as pg_errors
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     CompoundSelect,
+    DateTime,
     Delete,
+    Integer,
     Select,
+    SmallInteger,
+    Table,
     Text,
     Update,
     any_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -30,16 +36,18 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 from api.database.session import Prepared, RequestTransaction, Rows, Statement, prepare
 from api.edge.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, Unprocessable
 from api.tasks.etags import EntityTags
 from api.tasks.models import TASKS, TaskCreate, TaskSort, TaskStatus, TaskUpdate
-from api.tasks.pagination import EPOCH, Cursor
-from api.tasks.queries import ListQuery
+from api.tasks.pagination import Cursor
+from api.tasks.queries import NO_LIST, ListQuery
 from api.tasks.representation import Task, from_stored
 
 TASK_COLUMNS = tuple(TASKS.columns)
@@ -59,19 +67,76 @@ def _literal_substring(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(statement: Select[Any], query: ListQuery) -> Select[Any]:
-    if query.status is TaskStatus.pending:
-        statement = statement.where(TASKS.c.completed.is_(False))
-    elif query.status is TaskStatus.completed:
-        statement = statement.where(TASKS.c.completed.is_(True))
-    if query.q:
+@dataclass(frozen=True)
+class Shape:
+    """What a list statement's SQL depends on (its values aside): one compiled statement each."""
+
+    status: TaskStatus
+    sort: TaskSort
+    searching: bool
+    in_list: bool  # list_id=<id>
+    in_no_list: bool  # list_id=none
+    priorities: bool
+    tags: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+    after_cursor: bool
+    after_undated: bool  # the cursor is at a task without a due date (due sorts)
+
+    @classmethod
+    def of(cls, query: ListQuery) -> "Shape":
+        return cls(
+            status=query.status,
+            sort=query.sort,
+            searching=bool(query.q),
+            in_list=isinstance(query.list_id, int),
+            in_no_list=query.list_id == NO_LIST,
+            priorities=bool(query.priority),
+            tags=bool(query.tag),
+            due_before=query.due_before is not None,
+            due_after=query.due_after is not None,
+            overdue=query.overdue,
+            after_cursor=query.cursor is not None,
+            after_undated=query.cursor is not None and query.cursor.key is None,
+        )
+
+
+def _filtered(statement: Select[Any], shape: Shape) -> Select[Any]:
+    c = TASKS.c
+    if shape.status is TaskStatus.pending:
+        statement = statement.where(c.completed.is_(False))
+    elif shape.status is TaskStatus.completed:
+        statement = statement.where(c.completed.is_(True))
+    if shape.searching:
         pattern = bindparam("pattern", type_=Text)
         statement = statement.where(
-            or_(
-                TASKS.c.title.ilike(pattern, escape=LIKE_ESCAPE), TASKS.c.description.ilike(pattern, escape=LIKE_ESCAPE)
-            )
+            or_(c.title.ilike(pattern, escape=LIKE_ESCAPE), c.description.ilike(pattern, escape=LIKE_ESCAPE))
         )
+    if shape.in_list:
+        statement = statement.where(c.list_id == bindparam("list_id", type_=BigInteger))
+    if shape.in_no_list:
+        statement = statement.where(c.list_id.is_(None))
+    if shape.priorities:
+        statement = statement.where(c.priority == any_(bindparam("priorities", type_=ARRAY(SmallInteger))))
+    if shape.tags:
+        statement = statement.where(_carries_all_tags())
+    if shape.due_before:
+        statement = statement.where(c.due_at < bindparam("due_before", type_=DateTime(timezone=True)))
+    if shape.due_after:
+        statement = statement.where(c.due_at >= bindparam("due_after", type_=DateTime(timezone=True)))
+    if shape.overdue is not None:
+        overdue = (c.due_at < func.now()) & c.completed.is_(False)
+        not_overdue = or_(c.due_at.is_(None), c.due_at >= func.now(), c.completed.is_(True))
+        statement = statement.where(overdue if shape.overdue else not_overdue)
     return statement
+
+
+def _carries_all_tags() -> ColumnElement[bool]:
+    """The task's tag keys contain the wanted ones: the expression of the GIN index, so it is used."""
+    keys = func.app.tag_keys(TASKS.c.user_id, TASKS.c.tags, type_=ARRAY(Text))
+    wanted = func.app.tag_keys(bindparam("owner", type_=Text), bindparam("tags", type_=ARRAY(Text)), type_=ARRAY(Text))
+    return keys.contains(wanted)
 
 
 def _hint_owner(statement: Select[Any]) -> Select[Any]:
@@ -84,41 +149,67 @@ def _hint_owner(statement: Select[Any]) -> Select[Any]:
     return statement.where(TASKS.c.user_id == bindparam("owner", type_=Text))
 
 
-def _ordered_after_cursor(statement: Select[Any], query: ListQuery) -> Select[Any]:
-    sort_key = TASKS.c[query.sort.column]
+def _ordered_after_cursor(statement: Select[Any], shape: Shape) -> Select[Any]:
+    sort_key = TASKS.c[shape.sort.column]
     task_id = TASKS.c.id
-    if query.cursor is not None:
+    if shape.after_cursor:
         position = tuple_(sort_key, task_id)
         last_seen = tuple_(bindparam("after_key", type_=sort_key.type), bindparam("after_id", type_=task_id.type))
-        statement = statement.where(position < last_seen if query.sort.descending else position > last_seen)
-    if query.sort.descending:
+        statement = statement.where(position < last_seen if shape.sort.descending else position > last_seen)
+    if shape.sort.descending:
         return statement.order_by(sort_key.desc(), task_id.desc())
     return statement.order_by(sort_key.asc(), task_id.asc())
 
 
-@lru_cache(maxsize=128)
-def _list_statement(status: TaskStatus, sort: TaskSort, searching: bool, after_cursor: bool) -> Prepared:
+def _by_due_date(statement: Select[Any], shape: Shape) -> Select[Any]:
+    """Tasks with a due date in order, then those without, by id; in both directions.
+
+    A row comparison never matches a null, so the two kinds are read separately, each by an
+    index range scan that stops after one page, and the page is the first rows of the two.
+    """
+    due, task_id = TASKS.c.due_at, TASKS.c.id
+    page_rows = bindparam("page_rows", type_=Integer)
+    descending = shape.sort.descending
+    after_id = bindparam("after_id", type_=BigInteger)
+    undated = statement.where(due.is_(None))
+    if shape.after_cursor:
+        undated = undated.where(task_id < after_id if descending else task_id > after_id)
+    undated = undated.order_by(task_id.desc() if descending else task_id.asc()).limit(page_rows)
+    if shape.after_undated:
+        return undated  # past every dated task already
+    dated = _ordered_after_cursor(statement.where(due.is_not(None)), shape).limit(page_rows)
+    both = union_all(dated, undated).subquery("page")
+    order = (both.c.due_at.desc(), both.c.id.desc()) if descending else (both.c.due_at.asc(), both.c.id.asc())
+    return select(*both.c).order_by(order[0].nulls_last(), order[1]).limit(page_rows)
+
+
+@lru_cache(maxsize=1024)
+def _list_statement(shape: Shape) -> Prepared:
     """The list statement of one shape (filters, order, a cursor or not), compiled once."""
-    shape = ListQuery(
-        status=status,
-        sort=sort,
-        limit=1,
-        q="x" if searching else None,
-        cursor=Cursor(sort=sort, key="x" if sort.column == "title" else EPOCH, id=1) if after_cursor else None,
-    )
-    statement = _ordered_after_cursor(_filtered(select(*TASK_COLUMNS), shape), shape)
-    return prepare(_hint_owner(statement).limit(bindparam("page_rows")))
+    statement = _hint_owner(_filtered(select(*TASK_COLUMNS), shape))
+    if shape.sort.column == "due_at":
+        return prepare(_by_due_date(statement, shape))
+    return prepare(_ordered_after_cursor(statement, shape).limit(bindparam("page_rows")))
 
 
 def list_statement(query: ListQuery, owner: str) -> Statement:
     """The statement of one page (one row more than the page: is there a next one?)."""
-    prepared = _list_statement(query.status, query.sort, bool(query.q), query.cursor is not None)
     params: dict[str, Any] = {"owner": owner, "page_rows": query.limit + 1}
     if query.q:
         params["pattern"] = _literal_substring(query.q)
+    if isinstance(query.list_id, int):
+        params["list_id"] = query.list_id
+    if query.priority:
+        params["priorities"] = sorted({priority.stored for priority in query.priority})
+    if query.tag:
+        params["tags"] = list(query.tag)
+    if query.due_before is not None:
+        params["due_before"] = query.due_before
+    if query.due_after is not None:
+        params["due_after"] = query.due_after
     if query.cursor is not None:
         params |= {"after_key": query.cursor.key, "after_id": query.cursor.id}
-    return prepared.bind(**params)
+    return _list_statement(Shape.of(query)).bind(**params)
 
 
 async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout_ms: int = 0) -> Page:
@@ -143,20 +234,53 @@ async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout
     return Page(tasks=tasks, next_cursor=Cursor.after(tasks[-1], query.sort) if has_more else None)
 
 
+# When `completed` is set, `completed_at` follows: kept if it was already set, cleared on false.
+def _completed_at(completed: ColumnElement[bool], current: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+    now = func.now() if current is None else func.coalesce(current, func.now())
+    return case((completed, now), else_=None)
+
+
+WRITABLE = ("title", "description", "completed", "list_id", "due_at", "priority", "tags")
+_WRITE_TYPES: dict[str, TypeEngine[Any]] = {
+    "title": Text(),
+    "description": Text(),
+    "completed": Boolean(),
+    "list_id": BigInteger(),
+    "due_at": DateTime(timezone=True),
+    "priority": SmallInteger(),
+    "tags": ARRAY(Text),
+}
+
+
+def _stored_values(data: TaskCreate | TaskUpdate, *, only_sent: bool = False) -> dict[str, Any]:
+    """The body's fields as the table stores them (a priority as its number)."""
+    values = data.model_dump(exclude_unset=only_sent)
+    if values.get("priority") is not None:
+        values["priority"] = data.priority.stored
+    return values
+
+
 _CREATE = prepare(
     insert(TASKS)
     .values(
-        title=bindparam("title", type_=Text),
-        description=bindparam("description", type_=Text),
-        completed=bindparam("completed", type_=Boolean),
+        {name: bindparam(name, type_=_WRITE_TYPES[name]) for name in WRITABLE}
+        | {"completed_at": _completed_at(bindparam("completed", type_=Boolean))}
     )
     .returning(*TASK_COLUMNS)
 )
 
 
+def _unknown_list(data: TaskCreate | TaskUpdate) -> Unprocessable:
+    """Another user's list and a list that does not exist get the same answer."""
+    return Unprocessable(f"list {data.list_id} not found", field=["body", "list_id"], code="not_found")
+
+
 async def create_task(tx: RequestTransaction, *, data: TaskCreate) -> Task:
     """Insert a task; its owner defaults, in SQL, to the caller."""
-    [row] = await tx.run(_CREATE.bind(**data.model_dump()))
+    try:
+        [row] = await tx.run(_CREATE.bind(**_stored_values(data)))
+    except pg_errors.ForeignKeyViolation:
+        raise _unknown_list(data) from None
     return row
 
 
@@ -165,13 +289,28 @@ class IdempotentCreate:
     """A POST carrying an Idempotency-Key: the key, what was asked, and how long to remember."""
 
     key: str
-    data: TaskCreate
+    operation: str  # the operationId: a key used for one kind of creation never replays another
+    body: dict[str, Any]  # the request's fields, as JSON would carry them
     ttl_seconds: int
 
     @property
     def request_hash(self) -> str:
-        canonical = json.dumps(self.data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(f"createTask\n{canonical}".encode()).hexdigest()
+        canonical = json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{self.operation}\n{canonical}".encode()).hexdigest()
+
+
+# The task fields a request's hash covered before migration 0004; the later ones count only
+# when not at their defaults, so a key first used before the upgrade still matches its retry.
+_FIRST_FIELDS = ("title", "description", "completed")
+
+
+def _task_body(data: TaskCreate) -> dict[str, Any]:
+    defaults = TaskCreate(title="-")
+    return {
+        name: value
+        for name, value in data.model_dump(mode="json").items()
+        if name in _FIRST_FIELDS or value != getattr(defaults, name)
+    }
 
 
 # Claim the key: the caller's expired keys go first, so an expired key can be claimed anew.
@@ -183,35 +322,57 @@ _CLAIM_KEY = prepare(
         " values (:key, :request_hash, now() + :ttl) on conflict (user_id, key) do nothing"
     )
 )
-# Create the task only if this transaction holds the claim (no answer stored yet), and store the answer.
-_CREATE_IF_CLAIMED = prepare(
-    text(
-        "with created as ("
-        "  insert into tasks (title, description, completed)"
-        "  select cast(:title as text), cast(:description as text), cast(:completed as boolean)"
-        "   where exists (select from idempotency_keys where key = :key and response_status is null)"
-        f"  returning {TASK_COLUMN_NAMES}"
-        "), recorded as ("
-        "  update idempotency_keys k set response_status = 201, response_body = to_jsonb(created)"
-        "    from created where k.key = :key"
-        ") select * from created"
-    )
-)
 # A fresh snapshot: sees the answer of a concurrent request with this key that committed first.
 _STORED_ANSWER = prepare(text("select request_hash, response_body from idempotency_keys where key = :key"))
 
 
-async def create_task_once(tx: RequestTransaction, *, request: IdempotentCreate) -> tuple[Task, bool]:
-    """Create the task, or replay the answer an earlier request with this key got.
+def create_if_claimed(table: str, values: dict[str, str], returning: str) -> Prepared:
+    """Insert the row only if this transaction holds the key's claim (no answer stored yet),
+    and store the row as the key's answer. `values`: column -> SQL expression."""
+    return prepare(
+        text(
+            "with created as ("
+            f"  insert into {table} ({', '.join(values)})"
+            f"  select {', '.join(values.values())}"
+            "   where exists (select from idempotency_keys where key = :key and response_status is null)"
+            f"  returning {returning}"
+            "), recorded as ("
+            "  update idempotency_keys k set response_status = 201, response_body = to_jsonb(created)"
+            "    from created where k.key = :key"
+            ") select * from created"
+        )
+    )
 
-    Returns the task and whether it is a replay. The whole exchange is one transaction,
-    sent in one round trip.
+
+_CREATE_TASK_IF_CLAIMED = create_if_claimed(
+    "tasks",
+    {
+        "title": "cast(:title as text)",
+        "description": "cast(:description as text)",
+        "completed": "cast(:completed as boolean)",
+        "list_id": "cast(:list_id as bigint)",
+        "due_at": "cast(:due_at as timestamptz)",
+        "priority": "cast(:priority as smallint)",
+        "tags": "cast(:tags as text[])",
+        "completed_at": "case when cast(:completed as boolean) then now() end",
+    },
+    TASK_COLUMN_NAMES,
+)
+
+
+async def create_once(
+    tx: RequestTransaction, *, request: IdempotentCreate, insert_if_claimed: Statement
+) -> tuple[dict[str, Any], bool]:
+    """Create the row, or replay the answer an earlier request with this key got.
+
+    Returns the row (a replay's as stored JSON) and whether it is a replay. The whole exchange
+    is one transaction, sent in one round trip.
     """
     key = {"key": request.key}
     statements = [
         _PURGE_EXPIRED_KEYS.bind(),
         _CLAIM_KEY.bind(**key, request_hash=request.request_hash, ttl=timedelta(seconds=request.ttl_seconds)),
-        _CREATE_IF_CLAIMED.bind(**key, **request.data.model_dump()),
+        Statement(insert_if_claimed.sql, {**insert_if_claimed.params, **key}),
         _STORED_ANSWER.bind(**key),
     ]
     try:
@@ -230,24 +391,45 @@ async def create_task_once(tx: RequestTransaction, *, request: IdempotentCreate)
     [answer] = stored
     if answer["request_hash"] != request.request_hash:
         raise Unprocessable("this Idempotency-Key was already used with a different request")
-    return from_stored(answer["response_body"]), True
+    return answer["response_body"], True
 
 
-_GET = prepare(select(*TASK_COLUMNS).where(TASKS.c.id == bindparam("task_id", type_=BigInteger)))
+def task_create_request(key: str, data: TaskCreate, ttl_seconds: int) -> IdempotentCreate:
+    return IdempotentCreate(key=key, operation="createTask", body=_task_body(data), ttl_seconds=ttl_seconds)
+
+
+async def create_task_once(
+    tx: RequestTransaction, *, key: str, data: TaskCreate, ttl_seconds: int
+) -> tuple[Task, bool]:
+    """Create the task, or replay the answer an earlier request with this key got."""
+    request = task_create_request(key, data, ttl_seconds)
+    try:
+        row, replayed = await create_once(
+            tx, request=request, insert_if_claimed=_CREATE_TASK_IF_CLAIMED.bind(**_stored_values(data))
+        )
+    except pg_errors.ForeignKeyViolation:
+        raise _unknown_list(data) from None
+    return (from_stored(row), True) if replayed else (row, False)
+
+
+_GET = prepare(select(*TASK_COLUMNS).where(TASKS.c.id == bindparam("row_id", type_=BigInteger)))
 
 
 async def get_task(tx: RequestTransaction, *, task_id: int) -> Task:
     """The task, if the caller can see it."""
-    return _the_task(await tx.run(_GET.bind(task_id=task_id)), task_id)
+    return the_row(await tx.run(_GET.bind(row_id=task_id)), f"task {task_id}")
 
 
 async def update_task(
     tx: RequestTransaction, *, task_id: int, data: TaskUpdate, if_match: EntityTags | None = None
 ) -> Task:
     """Replace the fields sent; absent optional fields keep their values."""
-    changes = data.model_dump(exclude_unset=True)
+    changes = _stored_values(data, only_sent=True)
     statement = _update_statement(frozenset(changes), toggle=False, guarded=_names_versions(if_match))
-    return await _change(tx, statement, task_id=task_id, values=changes, if_match=if_match)
+    try:
+        return await _change(tx, statement, task_id=task_id, values=changes, if_match=if_match)
+    except pg_errors.ForeignKeyViolation:
+        raise _unknown_list(data) from None
 
 
 async def set_completion(
@@ -263,18 +445,22 @@ async def set_completion(
 
 async def delete_task(tx: RequestTransaction, *, task_id: int, if_match: EntityTags | None = None) -> None:
     """Delete the task, if the caller can see it (and, with If-Match, has seen its latest version)."""
-    statement = _delete_statement(guarded=_names_versions(if_match))
+    statement = guarded_delete(TASKS, guarded=_names_versions(if_match))
     await _change(tx, statement, task_id=task_id, values={}, if_match=if_match)
 
 
 async def _change(
     tx: RequestTransaction, statement: Prepared, *, task_id: int, values: dict[str, Any], if_match: EntityTags | None
 ) -> Task:
-    params: dict[str, Any] = {"task_id": task_id, **values}
-    if _names_versions(if_match):
-        assert if_match is not None
-        params["versions"] = sorted(if_match.strong_versions)
-    return _the_task(await tx.run(statement.bind(**params)), task_id)
+    return the_row(await tx.run(statement.bind(**values, **version_params(task_id, if_match))), f"task {task_id}")
+
+
+def version_params(row_id: int, if_match: EntityTags | None) -> dict[str, Any]:
+    """The parameters of a guarded change: the row, and the versions If-Match names."""
+    if not _names_versions(if_match):
+        return {"row_id": row_id}
+    assert if_match is not None
+    return {"row_id": row_id, "versions": sorted(if_match.strong_versions)}
 
 
 def _names_versions(if_match: EntityTags | None) -> bool:
@@ -282,53 +468,67 @@ def _names_versions(if_match: EntityTags | None) -> bool:
     return if_match is not None and not if_match.any
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=256)
 def _update_statement(columns: frozenset[str], *, toggle: bool, guarded: bool) -> Prepared:
     """The update of these columns (or the toggle of `completed`), compiled once per shape."""
     c = TASKS.c
-    values: dict[str, Any] = {name: bindparam(name, type_=c[name].type) for name in sorted(columns)}
+    values: dict[str, Any] = {name: bindparam(name, type_=_WRITE_TYPES[name]) for name in sorted(columns)}
     if toggle:
         values["completed"] = ~c.completed
+        values["completed_at"] = _completed_at(~c.completed)
+    elif "completed" in columns:
+        values["completed_at"] = _completed_at(bindparam("completed", type_=Boolean), c.completed_at)
+    return guarded_update(TASKS, values, guarded=guarded)
+
+
+def guarded_update(table: Table, values: dict[str, Any], *, guarded: bool) -> Prepared:
+    """Update the row `row_id` with `values`, a new version and a later `updated_at`."""
+    c = table.c
     # Strictly later than before, even if the clock has not moved.
-    values["updated_at"] = func.greatest(func.now(), c.updated_at + literal_column("interval '1 microsecond'"))
-    values["version"] = c.version + 1
-    return prepare(
-        _guarded(update(TASKS).where(c.id == bindparam("task_id", type_=BigInteger)).values(values), guarded)
-    )
+    values = values | {
+        "updated_at": func.greatest(func.now(), c.updated_at + literal_column("interval '1 microsecond'")),
+        "version": c.version + 1,
+    }
+    return prepare(_guarded(table, update(table).where(c.id == _ROW_ID).values(values), guarded))
 
 
-@lru_cache(maxsize=2)
-def _delete_statement(*, guarded: bool) -> Prepared:
-    return prepare(_guarded(delete(TASKS).where(TASKS.c.id == bindparam("task_id", type_=BigInteger)), guarded))
+@lru_cache(maxsize=4)
+def guarded_delete(table: Table, *, guarded: bool) -> Prepared:
+    return prepare(_guarded(table, delete(table).where(table.c.id == _ROW_ID), guarded))
 
 
-def _guarded(statement: Update | Delete, guarded: bool) -> Update | Delete | CompoundSelect[Any]:
-    """The statement, changing the task only if its version is one the client names.
+_ROW_ID = bindparam("row_id", type_=BigInteger)
 
-    With a condition, the statement also returns the task as it stands when nothing was
+
+def _guarded(table: Table, statement: Update | Delete, guarded: bool) -> Update | Delete | CompoundSelect[Any]:
+    """The statement, changing the row only if its version is one the client names.
+
+    With a condition, the statement also returns the row as it stands when nothing was
     changed, flagged `applied = false`, so that 404 and 412 are told apart in the same
     round trip. Under concurrent edits the row lock serialises writers, and PostgreSQL
     re-checks the version on the latest row: only one of two editors of version N wins.
     """
-    if not guarded:  # no If-Match, or `*`: any current version; a missing task is a 404
-        return statement.returning(*TASK_COLUMNS, literal(True).label("applied"))
+    columns = tuple(table.columns)
+    if not guarded:  # no If-Match, or `*`: any current version; a missing row is a 404
+        return statement.returning(*columns, literal(True).label("applied"))
     versions = bindparam("versions", type_=ARRAY(BigInteger))
     changed = (
-        statement.where(TASKS.c.version == any_(versions))
-        .returning(*TASK_COLUMNS, literal(True).label("applied"))
+        statement.where(table.c.version == any_(versions))
+        .returning(*columns, literal(True).label("applied"))
         .cte("changed")
     )
-    unchanged = select(*TASK_COLUMNS, literal(False).label("applied")).where(
-        TASKS.c.id == bindparam("task_id", type_=BigInteger), ~exists(select(changed.c.id))
+    unchanged = select(*columns, literal(False).label("applied")).where(
+        table.c.id == _ROW_ID, ~exists(select(changed.c.id))
     )
     return select(changed).union_all(unchanged)
 
 
-def _the_task(rows: Rows, task_id: int) -> Task:
+def the_row(rows: Rows, name: str) -> dict[str, Any]:
+    """The changed row; or 404 when there is none, 412 when it was not at a version named."""
     if not rows:
-        raise NotFound(f"task {task_id} not found")
+        raise NotFound(f"{name} not found")
     if not rows[0].get("applied", True):
         raise PreconditionFailed(
-            f"task {task_id} has changed since the version named in If-Match; GET it for the current version"
+            f"{name} has changed since the version named in If-Match; GET it for the current version"
         )
     return rows[0]

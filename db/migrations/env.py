@@ -15,7 +15,8 @@ from alembic_utils.replaceable_entity import register_entities
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
-import api.tasks.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import api.lists.models
+import api.tasks.models  # noqa: F401
 from api.config import get_settings
 from api.ops.embedded import embedded_database_url
 

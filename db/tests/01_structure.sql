@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(25);
+select plan(36);
 
 select policies_are(
   'public', 'tasks',
@@ -86,6 +86,40 @@ select col_default_is(
   'public', 'idempotency_keys', 'user_id', 'app.current_user_id()',
   'a key''s owner defaults to the caller'
 );
+
+-- lists: the same protection per command, and tasks can only point at their owner's lists
+select policies_are(
+  'public', 'lists',
+  array['lists_select_own', 'lists_insert_own', 'lists_update_own', 'lists_delete_own'],
+  'lists has exactly the four owner policies'
+);
+select policy_roles_are('public', 'lists', 'lists_select_own', array['app_user'], 'lists_select_own binds app_user only');
+select policy_roles_are('public', 'lists', 'lists_insert_own', array['app_user'], 'lists_insert_own binds app_user only');
+select policy_roles_are('public', 'lists', 'lists_update_own', array['app_user'], 'lists_update_own binds app_user only');
+select policy_roles_are('public', 'lists', 'lists_delete_own', array['app_user'], 'lists_delete_own binds app_user only');
+select ok(
+  (select relrowsecurity and relforcerowsecurity from pg_class where oid = 'public.lists'::regclass),
+  'row-level security is enabled and forced on lists'
+);
+select isnt(
+  (select pg_get_userbyid(relowner) from pg_class where oid = 'public.lists'::regclass)::text,
+  'app_user',
+  'app_user does not own lists'
+);
+select table_privs_are(
+  'public', 'lists', 'app_user', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  'app_user may only select, insert, update and delete lists'
+);
+select fk_ok(
+  'public', 'tasks', array['list_id', 'user_id'], 'public', 'lists', array['id', 'user_id'],
+  'a task''s list is named together with its owner: (list_id, user_id) references lists (id, user_id)'
+);
+select is(
+  (select pg_get_constraintdef(oid) from pg_constraint where conname = 'tasks_list_id_fkey'),
+  'FOREIGN KEY (list_id, user_id) REFERENCES lists(id, user_id) ON DELETE SET NULL (list_id)',
+  'deleting a list nulls only list_id, never user_id'
+);
+select col_is_unique('public', 'lists', array['id', 'user_id'], 'lists (id, user_id) is unique, so tasks can reference it');
 
 select * from finish();
 rollback;

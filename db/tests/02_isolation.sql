@@ -2,7 +2,7 @@
 -- so this runs as any role that may become app_user; everything is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(23);
+select plan(33);
 
 set local role app_user;
 select set_config('app.user_id', 'alice', true);
@@ -48,7 +48,7 @@ select set_config('app.user_id', 'alice', true);
 select is((select count(*)::int from tasks), 2, 'alice still sees her own rows');
 
 -- What the policies must still allow
-update tasks set completed = true where title = 'alice 1';
+update tasks set completed = true, completed_at = now() where title = 'alice 1';
 select is((select count(*)::int from tasks where completed), 1, 'alice can update her own row');
 delete from tasks where title = 'alice 2';
 select is((select count(*)::int from tasks), 1, 'alice can delete her own row');
@@ -96,6 +96,49 @@ select is(
 );
 delete from idempotency_keys where key = 'alice-key';
 select is((select count(*)::int from idempotency_keys), 1, 'alice can delete her own key');
+
+-- Lists, and tasks that point at them: a foreign-key check bypasses row-level security, so the
+-- key names the owner too, and another user's list is the same as no list at all.
+select set_config('app.user_id', 'bob', true);
+insert into lists (name) values ('bob''s list');
+insert into tasks (title, list_id) select 'bob listed', id from lists;
+select set_config('app.user_id', 'alice', true);
+insert into lists (name) values ('alice''s list');
+select results_eq('select name from lists', array['alice''s list'], 'alice sees only her lists');
+select throws_ok(
+  format('insert into tasks (title, list_id) values (%L, %s)', 'planted', (select max(id) from lists) + 1000),
+  '23503', null, 'a task cannot point at a list that does not exist'
+);
+select throws_ok(
+  format('insert into tasks (title, list_id) values (%L, %s)', 'planted',
+         (select max(id) from lists) - 1),  -- bob's list: created just before alice's
+  '23503', null, 'a raw insert cannot point a task at bob''s list'
+);
+select throws_ok(
+  format('update tasks set list_id = %s where title = %L', (select max(id) from lists) - 1, 'alice 1'),
+  '23503', null, 'a raw update cannot move a task into bob''s list'
+);
+select throws_ok(
+  $$insert into lists (user_id, name) values ('bob', 'planted')$$,
+  '42501', null, 'alice cannot create a list for bob'
+);
+update tasks set list_id = (select id from lists) where title = 'alice 1';
+select is(
+  (select count(*)::int from lists l join tasks t on t.list_id = l.id),
+  1, 'a count of alice''s list includes only her tasks'
+);
+select lives_ok($$delete from lists where user_id = 'bob'$$, 'alice may try to delete bob''s list');
+select lives_ok($$delete from lists$$, 'alice deletes her own list');
+select results_eq(
+  'select title, list_id from tasks', $$values ('alice 1', null::bigint)$$,
+  'deleting her list moved her task to no list, and kept it'
+);
+select set_config('app.user_id', 'bob', true);
+select results_eq(
+  'select t.title, l.name from tasks t join lists l on l.id = t.list_id',
+  $$values ('bob listed', 'bob''s list')$$,
+  'bob''s list and his task in it survived alice''s deletes, unchanged'
+);
 
 select * from finish();
 rollback;

@@ -2,7 +2,7 @@
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -16,7 +16,11 @@ from tests.support.tokens import JWT_SECRET, bearer, token_for
 from tests.support.users import ALICE
 
 BIGINT_MAX = 2**63 - 1
-TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"}
+TASK_FIELDS = {
+    *("id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"),
+    *("list_id", "due_at", "priority", "tags", "completed_at"),
+}
+PRIORITIES = ("none", "low", "medium", "high")
 ROUTES = [  # (method, path under /api/{user}/tasks, operationId, item route?)
     ("GET", "", "listTasks", False),
     ("POST", "", "createTask", False),
@@ -24,6 +28,13 @@ ROUTES = [  # (method, path under /api/{user}/tasks, operationId, item route?)
     ("PUT", "/{id}", "updateTask", True),
     ("DELETE", "/{id}", "deleteTask", True),
     ("PATCH", "/{id}/complete", "completeTask", True),
+]
+LIST_ROUTES = [  # (method, path under /api/{user}/lists, operationId, item route?)
+    ("GET", "", "listLists", False),
+    ("POST", "", "createList", False),
+    ("GET", "/{id}", "getList", True),
+    ("PUT", "/{id}", "updateList", True),
+    ("DELETE", "/{id}", "deleteList", True),
 ]
 VALID_BODIES = {"POST": {"title": "x"}, "PUT": {"title": "x"}, "PATCH": {"completed": True}}
 
@@ -53,6 +64,8 @@ def db_row(admin: psycopg.Connection, task_id: int) -> dict[str, Any] | None:
 def insert_task(admin: psycopg.Connection, user_id: str, title: str = "a task", **columns: Any) -> int:
     """Insert one row directly (any column may be given), returning its id."""
     values = {"user_id": user_id, "title": title, **columns}
+    if values.get("completed") and "completed_at" not in values:
+        values["completed_at"] = datetime.now(UTC)  # the schema requires it of a completed task
     names = ", ".join(values)
     marks = ", ".join(["%s"] * len(values))
     row = admin.execute(f"insert into tasks ({names}) values ({marks}) returning id", list(values.values())).fetchone()
@@ -86,6 +99,12 @@ def assert_task_shape(task: dict[str, Any]) -> None:
     assert type(task["version"]) is int and task["version"] >= 1
     parse_time(task["created_at"])
     parse_time(task["updated_at"])
+    assert task["list_id"] is None or type(task["list_id"]) is int
+    assert task["priority"] in PRIORITIES
+    assert isinstance(task["tags"], list) and all(isinstance(tag, str) for tag in task["tags"])
+    for moment in ("due_at", "completed_at"):
+        assert task[moment] is None or task[moment].endswith("Z"), task[moment]
+    assert (task["completed_at"] is not None) == task["completed"]
 
 
 def assert_problem(response: Response, status: int, case: object = None) -> dict[str, Any]:

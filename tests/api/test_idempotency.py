@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from api.config import Settings
 from api.main import create_app
 from api.tasks.models import TaskCreate
-from api.tasks.service import IdempotentCreate
+from api.tasks.service import task_create_request
 from tests.api.live import Call, at_once
 from tests.api.support import assert_invalid, assert_problem, assert_task_shape, db_row, parse_time, table
 from tests.support.app import make_settings, task_url, tasks_url
@@ -344,7 +344,7 @@ def holder(app_url: str) -> Iterator[psycopg.Connection]:
 def claim_in_flight(holder: psycopg.Connection, body: dict[str, Any] = BODY, key: str = KEY) -> int:
     """Do in `holder` what the first request with this key does, without committing: claim
     the key, create the task and record the answer. Returns the task's id."""
-    request_hash = IdempotentCreate(key=key, data=TaskCreate(**body), ttl_seconds=60).request_hash
+    request_hash = task_create_request(key, TaskCreate(**body), 60).request_hash
     [task_id] = holder.execute(
         "insert into tasks (title, description, completed) values (%(title)s, %(description)s, %(completed)s)"
         " returning id",

@@ -69,7 +69,7 @@ class TestSort:
         assert listed(client) == [ids[i] for i in self.EXPECTED["-created"]]
 
     def test_an_unknown_sort_is_422_naming_sort(self, client):
-        for value in ("priority", "-priority", "created_at", "+created", "Title", "--title", ""):
+        for value in ("due_at", "-priorities", "high", "created_at", "+created", "Title", "--title", ""):
             assert_invalid(
                 client.get(tasks_url(ALICE), params={"sort": value}, headers=bearer(token_for(ALICE))), "sort"
             )

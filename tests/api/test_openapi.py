@@ -2,14 +2,15 @@
 
 import pytest
 
-from tests.api.support import ROUTES, api_operations, resolve
+from tests.api.support import LIST_ROUTES, ROUTES, api_operations, resolve
 from tests.support.app import PROBLEM_JSON
 
 OPERATIONS = {
-    operation: (method.lower(), "/api/{user_id}/tasks" + suffix.replace("{id}", "{task_id}"))
-    for method, suffix, operation, _ in ROUTES
+    operation: (method.lower(), f"/api/{{user_id}}/{kind}" + suffix.replace("{id}", "{" + item_id + "}"))
+    for kind, item_id, routes in (("tasks", "task_id", ROUTES), ("lists", "list_id", LIST_ROUTES))
+    for method, suffix, operation, _ in routes
 }
-ITEM_OPERATIONS = [operation for _, _, operation, item in ROUTES if item]
+ITEM_OPERATIONS = [operation for _, _, operation, item in ROUTES + LIST_ROUTES if item]
 
 
 def test_the_document_is_served_without_a_token(offline_client):
@@ -20,7 +21,7 @@ def test_the_document_is_served_without_a_token(offline_client):
     assert response.json()["openapi"].startswith("3.")
 
 
-def test_the_six_operations_have_their_ids_methods_and_paths(spec):
+def test_the_eleven_operations_have_their_ids_methods_and_paths(spec):
     assert set(api_operations(spec)) == set(OPERATIONS)
     for operation_id, (method, path) in OPERATIONS.items():
         assert spec["paths"][path][method]["operationId"] == operation_id
@@ -79,6 +80,9 @@ def test_the_success_responses_are_documented(spec):
     assert "200" in operations["updateTask"]["responses"]
     assert "204" in operations["deleteTask"]["responses"]
     assert "200" in operations["completeTask"]["responses"]
+    assert "Link" in operations["listLists"]["responses"]["200"]["headers"]
+    assert "Location" in operations["createList"]["responses"]["201"]["headers"]
+    assert "204" in operations["deleteList"]["responses"]
 
 
 def test_the_health_checks_need_no_token(spec):

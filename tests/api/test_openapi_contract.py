@@ -15,28 +15,36 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from tests.api.support import ROUTES, api_operations, resolve
+from tests.api.support import LIST_ROUTES, ROUTES, api_operations, resolve
 from tests.support.app import PROBLEM_JSON
 
-API_OPERATIONS = {operation for _, _, operation, _ in ROUTES}
+API_OPERATIONS = {operation for _, _, operation, _ in ROUTES + LIST_ROUTES}
 HEALTH_OPERATIONS = {"healthz", "readyz"}
-ITEM_OPERATIONS = {operation for _, _, operation, item in ROUTES if item}
-BODY_OPERATIONS = {"createTask", "updateTask", "completeTask"}
-CONDITIONAL_WRITES = {"updateTask", "deleteTask", "completeTask"}  # If-Match, 412
-SINGLE_TASK_ANSWERS = [  # responses that carry one task, and so its ETag
+ITEM_OPERATIONS = {operation for _, _, operation, item in ROUTES + LIST_ROUTES if item}
+BODY_OPERATIONS = {"createTask", "updateTask", "completeTask", "createList", "updateList"}
+CONDITIONAL_WRITES = {"updateTask", "deleteTask", "completeTask", "updateList", "deleteList"}  # If-Match, 412
+SINGLE_ANSWERS = [  # responses that carry one task or list, and so its ETag
     ("createTask", "201"),
     ("getTask", "200"),
     ("getTask", "304"),
     ("updateTask", "200"),
     ("completeTask", "200"),
+    ("createList", "201"),
+    ("getList", "200"),
+    ("updateList", "200"),
 ]
-SUCCESS = {
-    "listTasks": "200",
-    "createTask": "201",
-    "getTask": "200",
-    "updateTask": "200",
-    "deleteTask": "204",
-    "completeTask": "200",
+SUCCESS = {  # operation: (status, the schema of the body or of its items)
+    "listTasks": ("200", "TaskRead"),
+    "createTask": ("201", "TaskRead"),
+    "getTask": ("200", "TaskRead"),
+    "updateTask": ("200", "TaskRead"),
+    "deleteTask": ("204", None),
+    "completeTask": ("200", "TaskRead"),
+    "listLists": ("200", "ListRead"),
+    "createList": ("201", "ListRead"),
+    "getList": ("200", "ListRead"),
+    "updateList": ("200", "ListRead"),
+    "deleteList": ("204", None),
 }
 REQUEST_HEADERS = [  # (operation, header parameter)
     ("createTask", "Idempotency-Key"),
@@ -44,6 +52,9 @@ REQUEST_HEADERS = [  # (operation, header parameter)
     ("updateTask", "If-Match"),
     ("deleteTask", "If-Match"),
     ("completeTask", "If-Match"),
+    ("createList", "Idempotency-Key"),
+    ("updateList", "If-Match"),
+    ("deleteList", "If-Match"),
 ]
 SCHEMA_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
@@ -139,15 +150,16 @@ def test_every_example_is_valid_for_its_schema(spec):
 
 @pytest.mark.parametrize("operation_id", sorted(API_OPERATIONS))
 def test_every_api_operation_documents_its_success(spec, operation_id):
-    response = api_operations(spec)[operation_id]["responses"].get(SUCCESS[operation_id])
+    status, schema_name = SUCCESS[operation_id]
+    response = api_operations(spec)[operation_id]["responses"].get(status)
 
-    assert response is not None, (operation_id, SUCCESS[operation_id])
-    if SUCCESS[operation_id] == "204":
+    assert response is not None, (operation_id, status)
+    if schema_name is None:
         assert "content" not in response
     else:
         schema = response["content"]["application/json"]["schema"]
         item = schema.get("items", schema)
-        assert item == {"$ref": "#/components/schemas/TaskRead"}, (operation_id, schema)
+        assert item == {"$ref": f"#/components/schemas/{schema_name}"}, (operation_id, schema)
 
 
 def test_every_success_body_has_a_schema(spec):
@@ -188,8 +200,10 @@ def test_get_task_documents_304_without_a_body(spec):
     assert "content" not in response
 
 
-def test_create_task_documents_409_for_a_key_still_in_progress(spec):
-    assert "409" in api_operations(spec)["createTask"]["responses"]
+@pytest.mark.parametrize("operation_id", ["createTask", "createList", "updateList"])
+def test_creates_and_renames_document_409(spec, operation_id):
+    """A key still in progress; for lists also a name the caller already uses."""
+    assert "409" in api_operations(spec)[operation_id]["responses"]
 
 
 def test_every_error_response_is_a_problem(spec):
@@ -227,8 +241,8 @@ def test_request_headers_are_documented_as_optional_string_parameters(spec, oper
     assert {"type": "string"} in [{"type": option.get("type")} for option in schema.get("anyOf", [schema])]
 
 
-@pytest.mark.parametrize(("operation_id", "status"), SINGLE_TASK_ANSWERS)
-def test_single_task_answers_document_their_etag(spec, operation_id, status):
+@pytest.mark.parametrize(("operation_id", "status"), SINGLE_ANSWERS)
+def test_single_answers_document_their_etag(spec, operation_id, status):
     response = api_operations(spec)[operation_id]["responses"].get(status)
 
     assert response is not None, (operation_id, status)

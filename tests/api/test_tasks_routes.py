@@ -397,8 +397,10 @@ class TestCompleteTask:
         assert response.json()["title"] == alices_task["title"]
         assert response.json()["description"] == alices_task["description"]
         assert after["version"] == before["version"] + 1
-        assert {k: v for k, v in after.items() if k not in ("completed", "updated_at", "version")} == {
-            k: v for k, v in before.items() if k not in ("completed", "updated_at", "version")
+        assert after["completed_at"] == after["updated_at"] and before["completed_at"] is None
+        changed = ("completed", "completed_at", "updated_at", "version")
+        assert {k: v for k, v in after.items() if k not in changed} == {
+            k: v for k, v in before.items() if k not in changed
         }
 
     def test_owner_moves_updated_at_forward_on_every_patch_and_never_created_at(self, client, admin, alices_task):

@@ -138,7 +138,8 @@ READ_ONLY_OR_UNKNOWN = [
     ("user_id", ALICE),
     ("created_at", "2020-01-01T00:00:00Z"),
     ("updated_at", "2020-01-01T00:00:00Z"),
-    ("priority", "high"),
+    ("completed_at", "2020-01-01T00:00:00Z"),
+    ("task_count", 3),
     ("Title", "case matters"),
 ]
 
