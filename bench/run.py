@@ -1,13 +1,25 @@
-"""Benchmark the RLS task API against a naive baseline over a delayed link to PostgreSQL.
+"""make bench: the project against a naive baseline and a hello-world ceiling, in one run.
 
-    python -m bench [--users 1000] [--tasks 20] [--duration 5] [--concurrency 1,16,64] [--delays 0,2,5]
+    python -m bench [--users 1000] [--tasks 20] [--duration 5] [--rounds 2] [--concurrency 16,64]
+                    [--delays 0,2,5] [--routes list,get,...] [--apps project,baseline,hello,...]
 
-Starts a throwaway PostgreSQL (pgserver; fsync, synchronous_commit and full_page_writes off,
-as the test suite does: nothing here needs crash safety), migrates it, seeds it with
-generate_series, then for each app (the project via `taskapi serve`, the baseline via uvicorn)
-and each injected one-way delay starts a delay proxy between the app and PostgreSQL and drives
-each route with wrk (or the Python load generator). Writes results.json, benchmarks.md and
-benchmark-latency.png into --out-dir.
+Starts a throwaway PostgreSQL (pgserver; fsync, synchronous_commit and full_page_writes off, as
+the test suite does), migrates and seeds it, then:
+
+1. Throughput. Every app serves at once, straight on PostgreSQL's unix socket. For each route
+   and concurrency the apps take turns, `--rounds` times, and each app's median is kept, so the
+   drift of a shared machine hits them all alike. The apps:
+   - project: `taskapi serve`, one process, metrics on, one JSON log line per request to a file;
+   - project-2w: the same with `--workers 2`;
+   - project-no-metrics: one process with METRICS_ENABLED=false (what the metrics cost);
+   - baseline, baseline-2w: bench/baseline_app.py, a tutorial-style FastAPI + SQLModel app;
+   - hello, hello-2w: bench/hello_app.py, a hello-world FastAPI endpoint (the ceiling; reads only).
+   All are served by uvicorn with uvloop and httptools (uvicorn[standard]).
+2. Round trips. The project and the baseline, one process each, reach PostgreSQL through
+   bench/delay_proxy.py, which adds a one-way delay; at concurrency 1 the latency grows by one
+   round trip time per round trip.
+
+Writes results.json, benchmarks.md and benchmark-latency.png into --out-dir.
 """
 
 import argparse
@@ -18,11 +30,13 @@ import platform
 import secrets
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -36,7 +50,36 @@ from bench import load
 ROOT = Path(__file__).resolve().parent.parent
 DBNAME = "taskapi"
 LOGIN_ROLE = "taskapi_bench_login"
-APPS = ("project", "baseline")
+READS = ("list", "get")
+WRITES = ("create", "update", "complete", "delete")
+# What the project must reach (issue #13): reads against the baseline and the ceiling, writes.
+READ_BASELINE_TARGET, READ_CEILING_TARGET, WRITE_BASELINE_TARGET = 3.0, 0.40, 2.5
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    kind: str  # project, baseline, hello
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def serves(self) -> tuple[str, ...]:
+        return READS if self.kind == "hello" else (*READS, *WRITES)
+
+
+APPS = {
+    app.name: app
+    for app in (
+        App("project", "project"),
+        App("project-2w", "project", workers=2),
+        App("project-no-metrics", "project", env={"METRICS_ENABLED": "false"}),
+        App("baseline", "baseline"),
+        App("baseline-2w", "baseline", workers=2),
+        App("hello", "hello"),
+        App("hello-2w", "hello", workers=2),
+    )
+}
 
 
 def free_port() -> int:
@@ -81,10 +124,11 @@ def process(command: list[str], *, env: dict[str, str], log_path: Path, ready: s
 
 
 def setup_database(server, users: int, tasks: int) -> tuple[str, str]:
-    """Create, migrate and seed the database; return (admin URL, unix socket path)."""
+    """Create, migrate and seed the database; return (admin URL, unix socket directory and port)."""
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         for setting in ("fsync", "synchronous_commit", "full_page_writes"):
             conn.execute(f"alter system set {setting} = off")
+        conn.execute("alter system set max_connections = 200")  # every app's pool at once
         conn.execute("select pg_reload_conf()")
         conn.execute(f'create database "{DBNAME}"')
     admin_url = server.get_uri(DBNAME)
@@ -103,8 +147,7 @@ def setup_database(server, users: int, tasks: int) -> tuple[str, str]:
         conn.execute("analyze tasks")
         log(f"seeded {users} users x {tasks} tasks in {time.monotonic() - started:.1f}s")
     info = server.get_postmaster_info()
-    socket_path = str(Path(info.socket_dir) / f".s.PGSQL.{info.port or 5432}")
-    return admin_url, socket_path
+    return admin_url, f"host={info.socket_dir}&port={info.port or 5432}"
 
 
 def seeded_rows(admin_url: str, tokens: dict[str, str], users: int, tasks: int) -> list[load.Row]:
@@ -129,28 +172,32 @@ def fodder_rows(admin_url: str, tokens: dict[str, str], count: int) -> list[load
     return [(user, tokens[user], task_id) for user, task_id in found]
 
 
-def app_command(app: str, port: int) -> list[str]:
-    if app == "project":
-        return [sys.executable, "-c", "from api.ops.cli import main; main()", "serve", "--port", str(port)]
+def app_command(app: App, port: int) -> list[str]:
+    if app.kind == "project":
+        command = [sys.executable, "-c", "from api.ops.cli import main; main()", "serve", "--port", str(port)]
+        return [*command, "--workers", str(app.workers)]
+    module = {"baseline": "bench.baseline_app:create_app", "hello": "bench.hello_app:create_app"}[app.kind]
     return [
-        *(sys.executable, "-m", "uvicorn", "--factory", "bench.baseline_app:create_app"),
+        *(sys.executable, "-m", "uvicorn", "--factory", module, "--workers", str(app.workers)),
         *("--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"),
     ]
 
 
-def app_env(app: str, proxy_port: int, secret: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "JWT_", "BENCH_"))}
-    tcp = f"127.0.0.1:{proxy_port}/{DBNAME}?sslmode=disable&gssencmode=disable"
-    if app == "project":
-        env |= {
-            "DATABASE_URL": f"postgresql://{LOGIN_ROLE}@{tcp}",
+def app_env(app: App, database: str, secret: str) -> dict[str, str]:
+    """`database`: "tcp://127.0.0.1:PORT" (the delay proxy) or the unix socket's query string."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "JWT_", "BENCH_", "PROMETHEUS"))}
+    where = f"127.0.0.1:{database[6:]}/{DBNAME}?sslmode=disable" if database.startswith("tcp://") else None
+    if app.kind == "project":
+        url = f"postgresql://{LOGIN_ROLE}@{where}" if where else f"postgresql://{LOGIN_ROLE}@/{DBNAME}?{database}"
+        return env | {
+            "DATABASE_URL": url,
             "JWT_SECRET": secret,
             "RATE_LIMIT_PER_MINUTE": "0",
             "LOG_FORMAT": "json",
+            **app.env,
         }
-    else:
-        env |= {"BENCH_DATABASE_URL": f"postgresql+psycopg://postgres@{tcp}", "BENCH_JWT_SECRET": secret}
-    return env
+    url = f"postgresql+psycopg://postgres@{where}" if where else f"postgresql+psycopg://postgres@/{DBNAME}?{database}"
+    return env | {"BENCH_DATABASE_URL": url, "BENCH_JWT_SECRET": secret}
 
 
 def measure(args, base_url: str, route: str, rows: list[load.Row], concurrency: int, workdir: Path) -> dict:
@@ -160,57 +207,243 @@ def measure(args, base_url: str, route: str, rows: list[load.Row], concurrency: 
     return load.run_python(base_url, route, rows, concurrency, args.duration)
 
 
+def median_of(runs: list[dict]) -> dict:
+    """Each number's median over the rounds; errors are summed, every one counts."""
+    return {
+        "rps": statistics.median(run["rps"] for run in runs),
+        "p50_ms": statistics.median(run["p50_ms"] for run in runs),
+        "p99_ms": statistics.median(run["p99_ms"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "requests": sum(run["requests"] for run in runs),
+        "rounds_rps": [round(run["rps"]) for run in runs],
+    }
+
+
+def throughput(args, workdir: Path, admin_url: str, socket_query: str, secret: str, tokens, rows) -> list[dict]:
+    apps = [APPS[name] for name in args.apps]
+    with contextlib.ExitStack() as stack:
+        bases = {}
+        for app in apps:
+            port = free_port()
+            bases[app.name] = f"http://127.0.0.1:{port}"
+            stack.enter_context(
+                process(
+                    app_command(app, port),
+                    env=app_env(app, socket_query, secret),
+                    log_path=workdir / f"{app.name}.log",
+                    ready=f"{bases[app.name]}/readyz",
+                    timeout=90,
+                )
+            )
+            load.run_python(bases[app.name], "get", rows, 16, 1.0)  # warm: connections, caches
+        results = []
+        for route in args.routes:
+            for concurrency in args.concurrency:
+                runs: dict[str, list[dict]] = {app.name: [] for app in apps if route in app.serves}
+                for _ in range(args.rounds):
+                    for app in apps:
+                        if route not in app.serves:
+                            continue
+                        route_rows = rows
+                        if route == "delete":
+                            route_rows = fodder_rows(admin_url, tokens, 6000 * max(1, round(args.duration)))
+                        runs[app.name].append(measure(args, bases[app.name], route, route_rows, concurrency, workdir))
+                for name, app_runs in runs.items():
+                    record = {"phase": "throughput", "app": name, "route": route, "concurrency": concurrency}
+                    results.append(record | median_of(app_runs))
+                    summary = results[-1]
+                    log(
+                        f"{name:18} {route:8} c={concurrency:<3} {summary['rps']:8.1f} req/s  "
+                        f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}  rounds {summary['rounds_rps']}"
+                    )
+        return results
+
+
+def round_trip_latencies(args, workdir: Path, socket_path: str, secret: str, rows) -> list[dict]:
+    results = []
+    for name in ("project", "baseline"):
+        app = APPS[name]
+        for delay in args.delays:
+            proxy_port, app_port = free_port(), free_port()
+            proxy = [sys.executable, "-m", "bench.delay_proxy", "--port", str(proxy_port)]
+            proxy += ["--unix", socket_path, "--delay-ms", str(delay)]
+            base_url = f"http://127.0.0.1:{app_port}"
+            with (
+                process(proxy, env=dict(os.environ), log_path=workdir / "proxy.log", ready=f"tcp://{proxy_port}"),
+                process(
+                    app_command(app, app_port),
+                    env=app_env(app, f"tcp://{proxy_port}", secret),
+                    log_path=workdir / f"{name}-delay.log",
+                    ready=f"{base_url}/readyz",
+                    timeout=90,
+                ),
+            ):
+                load.run_python(base_url, "get", rows, 1, 0.5)
+                for route in args.routes:
+                    if route == "delete":
+                        continue  # the same one round trip as update; deleting needs fresh rows
+                    summary = measure(args, base_url, route, rows, 1, workdir)
+                    results.append({"phase": "delay", "app": name, "delay_ms": delay, "route": route} | summary)
+                    log(f"{name:8} delay {delay:g} ms {route:8} p50 {summary['p50_ms']:7.2f} ms")
+    return results
+
+
 def run_benchmarks(args, workdir: Path) -> list[dict]:
     server = start_server(workdir / "pg", cleanup_mode="delete")
     try:
-        admin_url, socket_path = setup_database(server, args.users, args.tasks)
+        admin_url, socket_query = setup_database(server, args.users, args.tasks)
+        info = server.get_postmaster_info()
+        socket_path = str(Path(info.socket_dir) / f".s.PGSQL.{info.port or 5432}")
         secret = secrets.token_urlsafe(48)
         tokens = {f"u{u}": mint_token(secret, f"u{u}", ttl_seconds=6 * 3600) for u in range(1, args.users + 1)}
         rows = seeded_rows(admin_url, tokens, args.users, args.tasks)
-        results: list[dict] = []
-        for app in APPS:
-            for delay in args.delays:
-                concurrencies = args.concurrency if delay == args.delays[0] else [1]
-                proxy_port, app_port = free_port(), free_port()
-                proxy = [sys.executable, "-m", "bench.delay_proxy", "--port", str(proxy_port)]
-                proxy += ["--unix", socket_path, "--delay-ms", str(delay)]
-                base_url = f"http://127.0.0.1:{app_port}"
-                with (
-                    process(proxy, env=dict(os.environ), log_path=workdir / "proxy.log", ready=f"tcp://{proxy_port}"),
-                    process(
-                        app_command(app, app_port),
-                        env=app_env(app, proxy_port, secret),
-                        log_path=workdir / f"{app}.log",
-                        ready=f"{base_url}/readyz",
-                        timeout=90,
-                    ),
-                ):
-                    warm = min(max(concurrencies), 16)
-                    load.run_python(base_url, "list", rows, warm, min(1.0, args.duration))
-                    for route in args.routes:
-                        for concurrency in concurrencies:
-                            route_rows = rows
-                            if route == "delete":
-                                rps = next(
-                                    (
-                                        r["rps"]
-                                        for r in results[::-1]
-                                        if (r["app"], r["delay_ms"], r["concurrency"]) == (app, delay, concurrency)
-                                    ),
-                                    2000.0,
-                                )
-                                route_rows = fodder_rows(admin_url, tokens, int(rps * args.duration * 2) + 200)
-                            summary = measure(args, base_url, route, route_rows, concurrency, workdir)
-                            record = {"app": app, "delay_ms": delay, "route": route, "concurrency": concurrency}
-                            results.append(record | summary)
-                            log(
-                                f"{app:8} delay {delay:g} ms  {route:8} c={concurrency:<3} "
-                                f"{summary['rps']:8.1f} req/s  p50 {summary['p50_ms']:7.2f} ms  "
-                                f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}"
-                            )
+        results = throughput(args, workdir, admin_url, socket_query, secret, tokens, rows)
+        if len(args.delays) > 1:
+            results += round_trip_latencies(args, workdir, socket_path, secret, rows)
         return results
     finally:
         server.cleanup()
+
+
+def _find(results: list[dict], **key) -> dict | None:
+    return next((r for r in results if all(r.get(k) == v for k, v in key.items())), None)
+
+
+def round_trips(results: list[dict], app: str, route: str, delays: list[float]) -> float | None:
+    """(p50 at the largest delay - p50 at no delay) / RTT, at concurrency 1."""
+    low = _find(results, phase="delay", app=app, route=route, delay_ms=delays[0])
+    high = _find(results, phase="delay", app=app, route=route, delay_ms=delays[-1])
+    if low is None or high is None or delays[-1] == delays[0]:
+        return None
+    return (high["p50_ms"] - low["p50_ms"]) / (2 * (delays[-1] - delays[0]))
+
+
+def ratio(results: list[dict], app: str, other: str, route: str, concurrency: int) -> float | None:
+    a = _find(results, phase="throughput", app=app, route=route, concurrency=concurrency)
+    b = _find(results, phase="throughput", app=other, route=route, concurrency=concurrency)
+    return a["rps"] / b["rps"] if a and b and b["rps"] else None
+
+
+def _cell(value: float | None, target: float | None = None) -> str:
+    if value is None:
+        return "-"
+    mark = "" if target is None else (" ✓" if value >= target else " ✗")
+    return f"{value:.2f}{mark}"
+
+
+def comparison_table(results: list[dict], args, project: str, baseline: str, hello: str) -> list[str]:
+    lines = [
+        f"| route | c | {project} req/s | {baseline} req/s | {hello} req/s | vs {baseline} | vs {hello} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for route in args.routes:
+        reads = route in READS
+        for concurrency in args.concurrency:
+            found = [
+                _find(results, phase="throughput", app=app, route=route, concurrency=concurrency)
+                for app in (project, baseline, hello)
+            ]
+            if found[0] is None:
+                continue
+            rates = " | ".join("-" if r is None else f"{r['rps']:.0f}" for r in found)
+            vs_baseline = ratio(results, project, baseline, route, concurrency)
+            vs_hello = ratio(results, project, hello, route, concurrency)
+            baseline_target = READ_BASELINE_TARGET if reads else WRITE_BASELINE_TARGET
+            ceiling_target = READ_CEILING_TARGET if reads else None
+            lines.append(
+                f"| {route} | {concurrency} | {rates} | {_cell(vs_baseline, baseline_target)} |"
+                f" {_cell(vs_hello, ceiling_target)} |"
+            )
+    return lines
+
+
+def latency_table(results: list[dict], args, apps: list[str]) -> list[str]:
+    lines = [
+        "| app | route | c | req/s | p50 ms | p99 ms | errors | rounds (req/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for app in apps:
+        for route in args.routes:
+            for concurrency in args.concurrency:
+                r = _find(results, phase="throughput", app=app, route=route, concurrency=concurrency)
+                if r:
+                    lines.append(
+                        f"| {app} | {route} | {concurrency} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+                        f" {r['errors']} | {', '.join(map(str, r['rounds_rps']))} |"
+                    )
+    return lines
+
+
+def render_markdown(args, results: list[dict], machine: dict[str, str], command: str) -> str:
+    generator = "wrk + bench/wrk/tasks.lua" if args.load == "wrk" else "Python asyncio + httpx (bench/load.py)"
+    lines = [
+        "# Benchmarks",
+        "",
+        "The project against a naive baseline (`bench/baseline_app.py`: FastAPI + SQLModel in the style of",
+        "its tutorial, logged in as the superuser, `WHERE user_id = sub` in Python, add/commit/refresh)",
+        "and a hello-world FastAPI endpoint (`bench/hello_app.py`: no database, no token check) as the",
+        "ceiling of the stack on this machine. All run under uvicorn with uvloop and httptools, with a",
+        "10-connection pool each; the project logs one JSON line per request (to a file) and counts",
+        "its metrics; the others log nothing.",
+        "",
+        f"Generated by: `{command}`",
+        "",
+        f"Load generator: **{generator}**; {args.users} users x {args.tasks} tasks; {args.duration:g} s per"
+        f" point; {args.rounds} rounds, the apps taking turns, the median kept. PostgreSQL from pgserver with",
+        "fsync, synchronous_commit and full_page_writes off, reached on its unix socket. The load",
+        "generator, the apps and PostgreSQL share the machine's two cores, so absolute numbers are",
+        "pessimistic: compare the apps with each other. `list` asks for 20 tasks; `complete` sends",
+        '`{"completed": true}`; `delete` consumes freshly inserted tasks. Errors are non-2xx answers',
+        "plus socket errors and timeouts.",
+        "",
+        "## One server process each",
+        "",
+        f"Targets: reads at least {READ_BASELINE_TARGET:g}x the baseline and {READ_CEILING_TARGET:.0%} of the"
+        f" hello-world endpoint; writes at least {WRITE_BASELINE_TARGET:g}x the baseline.",
+        "",
+        *comparison_table(results, args, "project", "baseline", "hello"),
+        "",
+        "## Two worker processes each (`--workers 2`)",
+        "",
+        *comparison_table(results, args, "project-2w", "baseline-2w", "hello-2w"),
+        "",
+        "## What the metrics cost",
+        "",
+        "| route | c | metrics on req/s | metrics off req/s | on / off |",
+        "|---|---|---|---|---|",
+    ]
+    for route in args.routes:
+        for concurrency in args.concurrency:
+            on = _find(results, phase="throughput", app="project", route=route, concurrency=concurrency)
+            off = _find(results, phase="throughput", app="project-no-metrics", route=route, concurrency=concurrency)
+            if on and off:
+                lines.append(
+                    f"| {route} | {concurrency} | {on['rps']:.0f} | {off['rps']:.0f} | {on['rps'] / off['rps']:.2f} |"
+                )
+    lines += ["", "## Latency and errors", "", *latency_table(results, args, list(args.apps))]
+    if len(args.delays) > 1:
+        d0, d1 = args.delays[0], args.delays[-1]
+        lines += [
+            "",
+            "## Database round trips per request (measured)",
+            "",
+            f"(p50 at {d1:g} ms - p50 at {d0:g} ms) / (2 x {d1 - d0:g} ms), at concurrency 1, through",
+            "`bench/delay_proxy.py`. The proxy's asyncio timers fire a little late, so each round trip",
+            "costs a bit more than 2 x delay and these counts read 10-20 % high.",
+            "",
+            "| route | project | baseline |",
+            "|---|---|---|",
+        ]
+        for route in args.routes:
+            if route == "delete":
+                continue
+            cells = [round_trips(results, app, route, args.delays) for app in ("project", "baseline")]
+            lines.append(f"| {route} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+        lines += ["", "![latency vs injected delay](benchmark-latency.png)"]
+    lines += ["", "## Machine", ""]
+    for name, value in machine.items():
+        lines += [f"`{name}`:", "", "```", value, "```", ""]
+    return "\n".join(lines)
 
 
 def machine_description() -> dict[str, str]:
@@ -220,101 +453,13 @@ def machine_description() -> dict[str, str]:
         except (OSError, subprocess.SubprocessError):
             return "(unavailable)"
 
-    wrk_version = sh("wrk --version 2>&1 | head -1") if load.wrk_available() else "(not installed)"
     return {
         "nproc": sh("nproc"),
         "free -h": sh("free -h"),
         "uname -a": sh("uname -a"),
         "python": platform.python_version(),
-        "wrk": wrk_version,
+        "wrk": sh("wrk --version 2>&1 | head -1") if load.wrk_available() else "(not installed)",
     }
-
-
-def _find(results: list[dict], app: str, route: str, delay: float, concurrency: int) -> dict | None:
-    key = (app, route, delay, concurrency)
-    return next((r for r in results if (r["app"], r["route"], r["delay_ms"], r["concurrency"]) == key), None)
-
-
-def round_trips(results: list[dict], app: str, route: str, delays: list[float]) -> float | None:
-    """(p50 at the largest delay - p50 at no delay) / RTT, at concurrency 1."""
-    low, high = _find(results, app, route, delays[0], 1), _find(results, app, route, delays[-1], 1)
-    if low is None or high is None or delays[-1] == delays[0]:
-        return None
-    return (high["p50_ms"] - low["p50_ms"]) / (2 * (delays[-1] - delays[0]))
-
-
-def render_markdown(args, results: list[dict], machine: dict[str, str], command: str) -> str:
-    d0 = args.delays[0]
-    generator = "wrk + bench/wrk/tasks.lua" if args.load == "wrk" else "Python asyncio + httpx (bench/load.py)"
-    lines = [
-        "# Benchmarks",
-        "",
-        "The project (RLS: every request is one transaction that starts with the identity statement, as",
-        "`app_user`) against a naive baseline (`bench/baseline_app.py`: plain FastAPI + SQLModel, the",
-        "superuser, `WHERE user_id = sub` in Python, tutorial-style add/commit/refresh). Both use a",
-        "steady 10-connection pool and one server process, and reach PostgreSQL through",
-        "`bench/delay_proxy.py`, which adds a one-way delay in each direction (RTT = 2 x delay).",
-        "",
-        f"Generated by: `{command}`",
-        "",
-        f"Load generator: **{generator}**;\n"
-        f"{args.users} users x {args.tasks} tasks seeded with generate_series; {args.duration:g} s per point;"
-        " PostgreSQL from pgserver with fsync, synchronous_commit and full_page_writes off. The load",
-        "generator, both apps, the proxy and PostgreSQL share the machine, so absolute numbers are",
-        "pessimistic; compare the two apps with each other. The project logs one JSON line per request",
-        "(to a file); the baseline logs nothing. `list` asks for 20 tasks; `complete` sends",
-        '`{"completed": true}`; `delete` consumes freshly inserted tasks. Errors are non-2xx answers',
-        "plus socket errors.",
-        "",
-        "## Database round trips per request (measured)",
-        "",
-        f"(p50 at {args.delays[-1]:g} ms - p50 at {d0:g} ms) / (2 x {args.delays[-1] - d0:g} ms), at concurrency 1.",
-        "The proxy's asyncio timers fire a little late, so each round trip costs a bit more than",
-        "2 x delay and these counts read 10-20 % high: round them down to the nearest integer.",
-        "",
-        "| route | project | baseline |",
-        "|---|---|---|",
-    ]
-    for route in args.routes:
-        cells = [round_trips(results, app, route, args.delays) for app in APPS]
-        lines.append(f"| {route} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
-    lines += [
-        "",
-        f"## Throughput at {d0:g} ms injected delay",
-        "",
-        "| route | concurrency | project req/s | p50 ms | p99 ms | errors | baseline req/s | p50 ms | p99 ms"
-        " | errors | project / baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for route in args.routes:
-        for concurrency in args.concurrency:
-            p, b = _find(results, "project", route, d0, concurrency), _find(results, "baseline", route, d0, concurrency)
-            if p is None or b is None:
-                continue
-            ratio = p["rps"] / b["rps"] if b["rps"] else float("nan")
-            lines.append(
-                f"| {route} | {concurrency} | {p['rps']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['errors']}"
-                f" | {b['rps']:.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {b['errors']} | {ratio:.2f} |"
-            )
-    lines += [
-        "",
-        "## Median latency (ms) at concurrency 1 by injected one-way delay",
-        "",
-        "![latency vs injected delay](benchmark-latency.png)",
-        "",
-        "| route | app | " + " | ".join(f"{d:g} ms" for d in args.delays) + " |",
-        "|---|---|" + "---|" * len(args.delays),
-    ]
-    for route in args.routes:
-        for app in APPS:
-            cells = [_find(results, app, route, d, 1) for d in args.delays]
-            lines.append(
-                f"| {route} | {app} | " + " | ".join("-" if c is None else f"{c['p50_ms']:.2f}" for c in cells) + " |"
-            )
-    lines += ["", "## Machine", ""]
-    for name, value in machine.items():
-        lines += [f"`{name}`:", "", "```", value, "```", ""]
-    return "\n".join(lines)
 
 
 def plot(args, results: list[dict], path: Path) -> None:
@@ -323,12 +468,17 @@ def plot(args, results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = min(3, len(args.routes))
-    rows_n = (len(args.routes) + columns - 1) // columns
+    routes = [route for route in args.routes if route != "delete"]
+    columns = min(3, len(routes))
+    rows_n = (len(routes) + columns - 1) // columns
     figure, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.4 * rows_n), squeeze=False)
-    for ax, route in zip(axes.flat, args.routes, strict=False):
+    for ax, route in zip(axes.flat, routes, strict=False):
         for app, style in (("project", "o-"), ("baseline", "s--")):
-            points = [(d, r["p50_ms"]) for d in args.delays if (r := _find(results, app, route, d, 1))]
+            points = [
+                (d, r["p50_ms"])
+                for d in args.delays
+                if (r := _find(results, phase="delay", app=app, route=route, delay_ms=d))
+            ]
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=app)
         ax.set_title(route)
@@ -336,7 +486,7 @@ def plot(args, results: list[dict], path: Path) -> None:
         ax.set_ylabel("p50 latency (ms), concurrency 1")
         ax.grid(True, alpha=0.3)
         ax.legend()
-    for ax in list(axes.flat)[len(args.routes) :]:
+    for ax in list(axes.flat)[len(routes) :]:
         ax.axis("off")
     figure.suptitle("Task API: project (RLS) vs naive baseline, latency vs DB link delay")
     figure.tight_layout()
@@ -353,24 +503,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=20, help="tasks per user")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per point")
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in _numbers(s)], default=[1, 16, 64])
+    parser.add_argument("--rounds", type=int, default=2, help="turns each app takes at each point")
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in _numbers(s)], default=[16, 64])
     parser.add_argument("--delays", type=_numbers, default=[0.0, 2.0, 5.0], help="one-way delays in ms")
     parser.add_argument("--routes", type=lambda s: s.split(","), default=list(load.ROUTES))
+    parser.add_argument("--apps", type=lambda s: s.split(","), default=list(APPS))
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (at most -c)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
-    unknown = set(args.routes) - set(load.ROUTES)
-    if unknown:
-        parser.error(f"unknown routes: {', '.join(sorted(unknown))}")
-    if 1 not in args.concurrency:
-        args.concurrency = [1, *args.concurrency]
+    for name, chosen, known in (("routes", args.routes, load.ROUTES), ("apps", args.apps, APPS)):
+        unknown = set(chosen) - set(known)
+        if unknown:
+            parser.error(f"unknown {name}: {', '.join(sorted(unknown))}")
     args.delays = sorted(set(args.delays))
     if args.load == "auto":
         args.load = "wrk" if load.wrk_available() else "python"
         if args.load == "python":
             log("wrk is not installed (apt-get install -y wrk); using the Python load generator")
     return args
+
+
+# The hand-written part of benchmarks.md (before and after, the profile) starts here; a run keeps it.
+HAND_WRITTEN = "<!-- Below: written by hand, kept by python -m bench. -->"
+
+
+def hand_written_part(path: Path) -> str:
+    text = path.read_text() if path.exists() else ""
+    return text[text.index(HAND_WRITTEN) :] if HAND_WRITTEN in text else ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -383,21 +543,14 @@ def main(argv: list[str] | None = None) -> None:
         results = run_benchmarks(args, workdir)
     machine = machine_description()
     (args.out_dir / "results.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
-    (args.out_dir / "benchmarks.md").write_text(render_markdown(args, results, machine, command) + "\n")
-    plot(args, results, args.out_dir / "benchmark-latency.png")
-    print(f"\nround trips per request (p50 delta / RTT, concurrency 1), delays {args.delays}:")
-    for route in args.routes:
-        p, b = (round_trips(results, app, route, args.delays) for app in APPS)
-        print(f"  {route:8} project {p if p is None else round(p, 2)}  baseline {b if b is None else round(b, 2)}")
-    print("throughput ratio project/baseline at the first delay:")
-    for route in args.routes:
-        for concurrency in args.concurrency:
-            p = _find(results, "project", route, args.delays[0], concurrency)
-            q = _find(results, "baseline", route, args.delays[0], concurrency)
-            if p and q and q["rps"]:
-                ratio = p["rps"] / q["rps"]
-                print(f"  {route:8} c={concurrency:<3} {ratio:.2f}  ({p['rps']:.0f} vs {q['rps']:.0f} req/s)")
-    print(f"wrote {args.out_dir / 'benchmarks.md'} and {args.out_dir / 'benchmark-latency.png'}")
+    markdown = render_markdown(args, results, machine, command)
+    report = args.out_dir / "benchmarks.md"
+    kept = hand_written_part(report)
+    report.write_text(markdown + "\n" + (f"\n{kept}" if kept else ""))
+    if len(args.delays) > 1:
+        plot(args, results, args.out_dir / "benchmark-latency.png")
+    print(markdown.split("## Machine")[0])
+    print(f"wrote {args.out_dir / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":

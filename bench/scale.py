@@ -21,17 +21,17 @@ import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
 
+from api.database.session import IDENTITY_SQL, Statement, identity
 from api.ops import migrations
 from api.ops.embedded import start_server
 from api.tasks.models import TaskSort, TaskStatus
 from api.tasks.pagination import Cursor
 from api.tasks.queries import ListQuery
-from api.tasks.service import TASK_COLUMNS, _filtered, _hint_owner, _ordered_after_cursor
+from api.tasks.service import list_statement
 
 HEAVY_USER = "heavy"
+BINDING_URL = ""  # any connection to the server: psycopg binds values for its encoding
 PAGE_SIZE = 100
 RUNS = 300
 
@@ -54,11 +54,15 @@ def seed(conn: psycopg.Connection, *, tasks: int, users: int, heavy: int) -> flo
 
 
 def list_sql(cursor: Cursor | None) -> str:
-    """The service's own list statement, with its parameters inlined for EXPLAIN."""
+    """The service's own list statement, with its values bound as the API binds them."""
     query = ListQuery(status=TaskStatus.all, sort=TaskSort.newest_first, limit=PAGE_SIZE, cursor=cursor)
-    statement = _hint_owner(_ordered_after_cursor(_filtered(select(*TASK_COLUMNS), query), query), HEAVY_USER)
-    statement = statement.limit(PAGE_SIZE + 1)
-    return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
+    return bound(list_statement(query, HEAVY_USER))
+
+
+def bound(statement: Statement) -> str:
+    """The statement as PostgreSQL receives it: values bound on the client, as psycopg does."""
+    with psycopg.connect(BINDING_URL) as conn:
+        return psycopg.ClientCursor(conn).mogrify(statement.sql, statement.params)
 
 
 def timed_runs(conn: psycopg.Connection, sql: str, *, as_app_user: bool) -> tuple[float, dict]:
@@ -85,11 +89,7 @@ def statement_latencies(conn: psycopg.Connection, sql: str) -> tuple[float, floa
         for as_app_user, times in ((True, under_rls), (False, bypassed)):
             with conn.transaction(force_rollback=True):
                 if as_app_user:
-                    conn.execute(
-                        "select set_config('role', 'app_user', true), set_config('app.user_id', %s, true),"
-                        " set_config('plan_cache_mode', 'force_custom_plan', true)",
-                        (HEAVY_USER,),
-                    )
+                    conn.execute(IDENTITY_SQL, identity(HEAVY_USER, statement_timeout_ms=0, lock_timeout_ms=0))
                 started = time.perf_counter()
                 conn.execute(sql).fetchall()
                 times.append((time.perf_counter() - started) * 1000)
@@ -117,11 +117,9 @@ WORST_QUERY = "a" * 199 + "b"
 
 
 def search_sql(user: str, q: str) -> str:
-    """The service's own list statement with `q`, parameters inlined."""
+    """The service's own list statement with `q`, values bound."""
     query = ListQuery(status=TaskStatus.all, sort=TaskSort.newest_first, q=q, limit=PAGE_SIZE)
-    statement = _hint_owner(_ordered_after_cursor(_filtered(select(*TASK_COLUMNS), query), query), user)
-    statement = statement.limit(PAGE_SIZE + 1)
-    return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
+    return bound(list_statement(query, user))
 
 
 def search_latency(
@@ -131,12 +129,7 @@ def search_latency(
     times = []
     for _ in range(runs):
         with conn.transaction(force_rollback=True):
-            conn.execute(
-                "select set_config('role', 'app_user', true), set_config('app.user_id', %s, true),"
-                " set_config('plan_cache_mode', 'force_custom_plan', true),"
-                " set_config('statement_timeout', %s, true)",
-                (user, str(budget_ms)),
-            )
+            conn.execute(IDENTITY_SQL, identity(user, statement_timeout_ms=budget_ms, lock_timeout_ms=0))
             started = time.perf_counter()
             try:
                 with conn.transaction():
@@ -182,10 +175,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/scale.md"))
     args = parser.parse_args()
 
+    global BINDING_URL
     workdir = Path(tempfile.mkdtemp(prefix="taskapi-scale-"))
     server = start_server(workdir / "pg", cleanup_mode="delete")
     try:
-        url = server.get_uri()
+        url = BINDING_URL = server.get_uri()
         migrations.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             seconds = seed(conn, tasks=args.tasks, users=args.users, heavy=args.heavy)
