@@ -202,3 +202,86 @@ class TestSideChannels:
 
         assert cursor.execute("select count(*) from tasks").fetchone() == (0,)
         assert cursor.execute("select app.current_user_id()").fetchone() == (None,)
+
+
+class TestAcrossTables:
+    """Tasks point at lists. A foreign-key check runs without row-level security, so the key
+    names the owner too: (list_id, user_id) references lists (id, user_id)."""
+
+    @pytest.fixture
+    def lists(self, admin: psycopg.Connection) -> dict[str, int]:
+        ids = {}
+        for owner in ("alice", "bob"):
+            ids[owner] = admin.execute(
+                "insert into lists (user_id, name) values (%s, 'Home') returning id", (owner,)
+            ).fetchone()[0]
+            for title, completed in (("in list", False), ("done in list", True)):
+                admin.execute(
+                    "insert into tasks (user_id, title, list_id, completed, completed_at)"
+                    " values (%s, %s, %s, %s, case when %s then now() end)",
+                    (owner, title, ids[owner], completed, completed),
+                )
+        return ids
+
+    def table(self, admin: psycopg.Connection) -> list[tuple]:
+        return (
+            admin.execute("select * from tasks order by id").fetchall()
+            + admin.execute("select * from lists order by id").fetchall()
+        )
+
+    def test_a_raw_insert_pointing_at_another_users_list_fails(self, app_conn, admin, lists):
+        before = self.table(admin)
+        cursor = begin_as(app_conn, "alice")
+        with pytest.raises(errors.ForeignKeyViolation):
+            cursor.execute("insert into tasks (title, list_id) values ('planted', %s)", (lists["bob"],))
+        app_conn.rollback()
+        assert self.table(admin) == before
+
+    def test_a_raw_update_pointing_at_another_users_list_fails(self, app_conn, admin, lists):
+        before = self.table(admin)
+        cursor = begin_as(app_conn, "alice")
+        with pytest.raises(errors.ForeignKeyViolation):
+            cursor.execute("update tasks set list_id = %s where list_id = %s", (lists["bob"], lists["alice"]))
+        app_conn.rollback()
+        assert self.table(admin) == before
+
+    def test_another_users_list_and_a_missing_one_fail_alike(self, app_conn, lists):
+        messages = []
+        for list_id in (lists["bob"], lists["bob"] + 1000):
+            cursor = begin_as(app_conn, "alice")
+            with pytest.raises(errors.ForeignKeyViolation) as raised:
+                cursor.execute("insert into tasks (title, list_id) values ('planted', %s)", (list_id,))
+            app_conn.rollback()
+            messages.append(raised.value.diag.message_primary)
+        assert messages[0] == messages[1]
+
+    def test_deleting_a_list_never_touches_another_users_rows(self, app_conn, admin, lists):
+        bobs_before = admin.execute("select * from tasks where user_id = 'bob' order by id").fetchall()
+        cursor = begin_as(app_conn, "alice")
+        cursor.execute("delete from lists where id = any(%s)", ([lists["alice"], lists["bob"]],))
+        assert cursor.rowcount == 1
+        app_conn.commit()
+        assert admin.execute("select user_id from lists").fetchall() == [("bob",)]
+        assert admin.execute("select * from tasks where user_id = 'bob' order by id").fetchall() == bobs_before
+        alices = admin.execute("select user_id, list_id from tasks where user_id = 'alice'").fetchall()
+        assert alices == [("alice", None), ("alice", None)]  # moved to no list, owner kept
+
+    def test_list_counts_never_include_another_users_tasks(self, app_conn, admin, lists):
+        # Even counting by bob's list id, with no owner in the query: only alice's rows exist.
+        admin.execute("update tasks set list_id = null where user_id = 'alice'")
+        cursor = begin_as(app_conn, "alice")
+        counted = cursor.execute(
+            "select count(*), count(*) filter (where not completed) from tasks where list_id = %s", (lists["bob"],)
+        ).fetchone()
+        joined = cursor.execute("select count(*) from lists l join tasks t on t.list_id = l.id").fetchone()
+        assert (counted, joined) == ((0, 0), (0,))
+
+    def test_another_users_list_is_invisible_and_cannot_be_renamed(self, app_conn, admin, lists):
+        cursor = begin_as(app_conn, "alice")
+        assert cursor.execute("select id from lists").fetchall() == [(lists["alice"],)]
+        cursor.execute("update lists set name = 'mine' where id = %s", (lists["bob"],))
+        assert cursor.rowcount == 0
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            cursor.execute("insert into lists (user_id, name) values ('bob', 'planted')")
+        app_conn.rollback()
+        assert admin.execute("select name from lists where user_id = 'bob'").fetchall() == [("Home",)]

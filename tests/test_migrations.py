@@ -50,6 +50,34 @@ def test_downgrade_removes_everything_and_upgrade_again_works(empty_database):
     assert schema_facts(empty_database) == (1, 4, 1)
 
 
+def test_0004_keeps_existing_tasks_up_and_down(empty_database):
+    """Tasks written before lists, due dates, priorities and tags survive the upgrade with the
+    defaults, and the downgrade, unchanged."""
+    migrations.upgrade(empty_database, "0003")
+    columns = "id, user_id, title, description, completed, created_at, updated_at, version"
+    with psycopg.connect(empty_database) as conn:
+        conn.execute(
+            "insert into tasks (user_id, title, description, completed) values"
+            " ('alice', 'open', 'd', false), ('alice', 'done', null, true), ('bob', 'his', null, false)"
+        )
+        before = conn.execute(f"select {columns} from tasks order by id").fetchall()
+
+    migrations.upgrade(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        upgraded = conn.execute(f"select {columns} from tasks order by id").fetchall()
+        added = conn.execute(
+            "select list_id, due_at, priority, tags, completed_at = updated_at from tasks order by id"
+        ).fetchall()
+    migrations.downgrade(empty_database, "0003")
+    with psycopg.connect(empty_database) as conn:
+        downgraded = conn.execute(f"select {columns} from tasks order by id").fetchall()
+        lists = conn.execute("select to_regclass('public.lists')").fetchone()
+
+    assert upgraded == before == downgraded
+    assert added == [(None, None, 0, [], None), (None, None, 0, [], True), (None, None, 0, [], None)]
+    assert lists == (None,)
+
+
 def test_migrated_schema_matches_the_models_and_the_policy_files(admin_url):
     command.check(migrations.alembic_config(admin_url))  # raises on any difference
 

@@ -121,6 +121,43 @@ def test_every_route_costs_one_round_trip(proxied):
         assert (name, response.status_code, trips) == (name, status, 1)
 
 
+def test_lists_and_every_filter_and_sort_cost_one_round_trip(proxied):
+    client, proxy = proxied
+    alice = bearer(token_for("alice"))
+    trips, created = round_trips(proxy, lambda: client.post("/api/alice/lists", json={"name": "Home"}, headers=alice))
+    assert (created.status_code, trips) == (201, 1)
+    list_url = f"/api/alice/lists/{created.json()['id']}"
+    task = {"title": "t", "list_id": created.json()["id"], "due_at": "2026-01-01T00:00:00Z", "tags": ["a", "b"]}
+    trips, response = round_trips(proxy, lambda: client.post("/api/alice/tasks", json=task, headers=alice))
+    assert (response.status_code, trips) == (201, 1)
+    every_filter = {
+        "list_id": created.json()["id"],
+        "priority": ["none", "high"],
+        "tag": ["A", "b"],
+        "due_before": "2027-01-01T00:00:00Z",
+        "due_after": "2025-01-01T00:00:00Z",
+        "overdue": "true",
+        "status": "pending",
+        "q": "t",
+    }
+    calls = [(f"sort {sort}", {**every_filter, "sort": sort}) for sort in ("due", "-due", "priority", "-priority")]
+    calls += [("no list", {"list_id": "none"}), ("overdue false", {"overdue": "false"})]
+    for name, params in calls:
+        trips, response = round_trips(proxy, lambda p=params: client.get("/api/alice/tasks", params=p, headers=alice))
+        assert (name, response.status_code, trips) == (name, 200, 1)
+    assert len(client.get("/api/alice/tasks", params=calls[0][1], headers=alice).json()) == 1  # it did filter
+    for name, call, status in [
+        ("lists", lambda: client.get("/api/alice/lists", headers=alice), 200),
+        ("get list", lambda: client.get(list_url, headers=alice), 200),
+        ("rename", lambda: client.put(list_url, json={"name": "House"}, headers=alice), 200),
+        ("duplicate", lambda: client.post("/api/alice/lists", json={"name": "house"}, headers=alice), 409),
+        ("delete list", lambda: client.delete(list_url, headers=alice), 204),
+        ("missing list", lambda: client.get(list_url, headers=alice), 404),
+    ]:
+        trips, response = round_trips(proxy, call)
+        assert (name, response.status_code, trips) == (name, status, 1)
+
+
 def test_a_rejected_token_costs_no_round_trip(proxied):
     client, proxy = proxied
     client.get("/api/alice/tasks", headers=bearer(token_for("alice")))

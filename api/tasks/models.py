@@ -8,6 +8,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     GetJsonSchemaHandler,
     StrictBool,
@@ -131,8 +132,16 @@ Tag = Annotated[
     str, StringConstraints(min_length=1, max_length=TAG_MAX, pattern=TAG_PATTERN), AfterValidator(_trimmed_tag)
 ]
 Tags = Annotated[list[Tag], PydanticField(max_length=TAGS_MAX), AfterValidator(_distinct_ignoring_case)]
+
+
 # An RFC 3339 date-time with an offset (a naive one is refused), kept in UTC.
-DueAt = Annotated[AwareDatetime, AfterValidator(_in_utc_or_unrepresentable)]
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str | datetime):  # a number would be read as seconds since 1970
+        raise ValueError("must be an RFC 3339 date-time with an offset, as a string")
+    return value
+
+
+DueAt = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_in_utc_or_unrepresentable)]
 ListId = Annotated[int, PydanticField(ge=1, le=BIGINT_MAX)]
 
 

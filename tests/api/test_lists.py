@@ -209,7 +209,9 @@ class TestRenameAndDelete:
         outside = insert_task(admin, ALICE, "other")
         before = {row["id"]: row for row in table(admin)}
 
-        response = client.delete(list_url(ALICE, groceries["id"]), headers=bearer(token_for(ALICE)) | {"If-Match": '"1"'})
+        response = client.delete(
+            list_url(ALICE, groceries["id"]), headers=bearer(token_for(ALICE)) | {"If-Match": '"1"'}
+        )
 
         assert response.status_code == 204
         assert lists_table(admin) == []
@@ -238,7 +240,9 @@ class TestAnotherUsersList:
         return list_id
 
     @pytest.mark.parametrize(
-        ("method", "body"), [("GET", None), ("PUT", {"name": "mine now"}), ("DELETE", None)], ids=["get", "put", "delete"]
+        ("method", "body"),
+        [("GET", None), ("PUT", {"name": "mine now"}), ("DELETE", None)],
+        ids=["get", "put", "delete"],
     )
     def test_every_route_answers_as_for_a_list_that_does_not_exist(self, client, admin, bobs_list, method, body):
         before = (lists_table(admin), table(admin))
