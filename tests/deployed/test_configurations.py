@@ -149,8 +149,11 @@ def test_the_readmes_neon_setup_pooler_login_role_jwks_and_two_workers(idp: Bett
     with psycopg.connect(database["admin_url"]) as conn:
         counts = dict(conn.execute("select user_id, count(*) from tasks group by user_id").fetchall())
     assert counts == {user.user_id: 8 for user in users}
+    with psycopg.connect(database["admin_url"]) as conn:  # each list deleted; its tasks kept, in no list
+        kept = conn.execute("select count(*) from tasks where list_id is null and tags[1] = 'Shop'").fetchone()
+        assert (conn.execute("select count(*) from lists").fetchone(), kept) == ((0,), (8 * len(users),))
     lines = request_lines(output)
-    assert lines and {line["status"] for line in lines} <= {200, 201, 412}
+    assert lines and {line["status"] for line in lines} <= {200, 201, 204, 412}
 
 
 def test_a_key_rotation_at_the_provider_is_picked_up_without_a_401(database, tmp_path: Path):
