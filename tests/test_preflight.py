@@ -29,6 +29,8 @@ def test_starts_when_logging_in_as_a_superuser(admin_url):
         ("alter table tasks disable row level security", "ENABLE ROW LEVEL SECURITY"),
         ("alter table tasks no force row level security", "FORCE ROW LEVEL SECURITY"),
         ("alter table tasks owner to app_user", "owns tasks"),
+        ("alter table lists no force row level security", "FORCE ROW LEVEL SECURITY"),
+        ("alter table lists disable row level security", "ENABLE ROW LEVEL SECURITY"),
         ("update alembic_version set version_num = 'elsewhere'", "run `taskapi migrate`"),
     ],
 )
