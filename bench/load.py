@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 
 WRK_SCRIPT = Path(__file__).parent / "wrk" / "tasks.lua"
-ROUTES = ("list", "get", "update", "complete", "create", "delete")
+ROUTES = ("list", "get", "update", "complete", "create", "delete", "filter")
+# Every filter and the nullable sort of issue #14 at once: still one statement, one round trip.
+FILTERED_LIST = "?limit=20&sort=due&priority=high&priority=medium&priority=none&tag=home&overdue=false"
 Row = tuple[str, str, int]
 
 
@@ -66,6 +68,7 @@ def build_request(route: str, row: Row) -> tuple[str, str, dict | None]:
     base = f"/api/{user}/tasks"
     return {
         "list": ("GET", f"{base}?limit=20", None),
+        "filter": ("GET", f"{base}{FILTERED_LIST}", None),
         "get": ("GET", f"{base}/{task_id}", None),
         "create": ("POST", base, {"title": "bench task", "description": "made by load.py"}),
         "update": ("PUT", f"{base}/{task_id}", {"title": "bench task, updated"}),

@@ -52,6 +52,8 @@ DBNAME = "taskapi"
 LOGIN_ROLE = "taskapi_bench_login"
 READS = ("list", "get")
 WRITES = ("create", "update", "complete", "delete")
+# The list with the filters and sort of issue #14, which only the project has.
+PROJECT_ONLY = ("filter",)
 # What the project must reach (issue #13): reads against the baseline and the ceiling, writes.
 READ_BASELINE_TARGET, READ_CEILING_TARGET, WRITE_BASELINE_TARGET = 3.0, 0.40, 2.5
 
@@ -65,7 +67,9 @@ class App:
 
     @property
     def serves(self) -> tuple[str, ...]:
-        return READS if self.kind == "hello" else (*READS, *WRITES)
+        if self.kind == "hello":
+            return READS
+        return (*READS, *WRITES, *(PROJECT_ONLY if self.kind == "project" else ()))
 
 
 APPS = {
@@ -138,9 +142,13 @@ def setup_database(server, users: int, tasks: int) -> tuple[str, str]:
         conn.execute(f"grant app_user to {LOGIN_ROLE}")
         started = time.monotonic()
         conn.execute(
-            "insert into tasks (user_id, title, description, completed, created_at, updated_at)"
+            "insert into tasks (user_id, title, description, completed, completed_at, created_at, updated_at,"
+            "                   due_at, priority, tags)"
             " select 'u' || u, 'task ' || t || ' of u' || u, case when t %% 2 = 0 then 'seeded' end, t %% 3 = 0,"
-            "        now() - make_interval(mins => t), now() - make_interval(mins => t)"
+            "        case when t %% 3 = 0 then now() end,"
+            "        now() - make_interval(mins => t), now() - make_interval(mins => t),"
+            "        case when t %% 4 <> 0 then now() + make_interval(days => t %% 9 - 4) end, t %% 4,"
+            "        case t %% 3 when 0 then array['Home'] when 1 then array['work', 'urgent'] else '{}' end"
             " from generate_series(1, %s) t, generate_series(1, %s) u",
             (tasks, users),
         )
@@ -280,8 +288,8 @@ def round_trip_latencies(args, workdir: Path, socket_path: str, secret: str, row
             ):
                 load.run_python(base_url, "get", rows, 1, 0.5)
                 for route in args.routes:
-                    if route == "delete":
-                        continue  # the same one round trip as update; deleting needs fresh rows
+                    if route == "delete" or route not in app.serves:
+                        continue  # delete: the same one round trip as update; deleting needs fresh rows
                     summary = measure(args, base_url, route, rows, 1, workdir)
                     results.append({"phase": "delay", "app": name, "delay_ms": delay, "route": route} | summary)
                     log(f"{name:8} delay {delay:g} ms {route:8} p50 {summary['p50_ms']:7.2f} ms")

@@ -16,7 +16,7 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     generator = "wrk" if load.wrk_available() else "python"
     command = [
         *(sys.executable, "-m", "bench", "--users", "5", "--tasks", "3", "--duration", "1"),
-        *("--concurrency", "1", "--delays", "0,1", "--routes", "get,delete", "--load", generator),
+        *("--concurrency", "1", "--delays", "0,1", "--routes", "get,delete,filter", "--load", generator),
         *("--apps", "project,baseline,hello", "--rounds", "1"),
         *("--out-dir", str(tmp_path)),
     ]
@@ -25,23 +25,28 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
 
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     throughput = {(r["app"], r["route"]) for r in results if r["phase"] == "throughput"}
-    # hello-world only answers reads
+    # hello-world only answers reads; only the project has the filters
     assert throughput == {
         ("project", "get"),
         ("project", "delete"),
+        ("project", "filter"),
         ("baseline", "get"),
         ("baseline", "delete"),
         ("hello", "get"),
     }
     delays = {(r["app"], r["route"], r["delay_ms"]) for r in results if r["phase"] == "delay"}
-    assert delays == {(app, "get", delay) for app in ("project", "baseline") for delay in (0, 1)}
+    assert delays == {(app, "get", delay) for app in ("project", "baseline") for delay in (0, 1)} | {
+        ("project", "filter", delay) for delay in (0, 1)
+    }
     for record in results:
         assert record["requests"] > 0 and record["rps"] > 0 and record["p50_ms"] > 0, record
         assert record["errors"] == 0, record
 
     report = (tmp_path / "benchmarks.md").read_text()
     assert "round trips per request" in report.lower()
-    assert re.search(r"\| get \| \d+\.\d \| \d+\.\d \|", report), report  # round trips, both apps
+    # Round trips, both apps (a 1 ms delay on a busy machine may even read negative: it is noise).
+    assert re.search(r"\| get \| -?\d+\.\d \| -?\d+\.\d \|", report), report
+    assert re.search(r"\| filter \| -?\d+\.\d \| - \|", report), report
     assert re.search(r"\| get \| 1 \| \d+ \| \d+ \| \d+ \| \d+\.\d\d [✓✗] \| \d+\.\d\d [✓✗] \|", report), report
     assert "nproc" in report and "uname -a" in report
     png = (tmp_path / "benchmark-latency.png").read_bytes()

@@ -2,7 +2,7 @@
 --   wrk -t T -c C -d 5s --latency -s bench/wrk/tasks.lua http://127.0.0.1:8000 -- ROUTE DATAFILE THREADS
 -- DATAFILE: one "user_id token task_id" per line. Threads take interleaved rows (thread k
 -- takes rows k, k+T, k+2T, ...), so no two requests share a task id until the file wraps
--- (this matters for delete). ROUTE: list, get, create, update, complete, delete.
+-- (this matters for delete). ROUTE: list, get, create, update, complete, delete, filter.
 
 local threads = {}
 local counter = 0
@@ -41,6 +41,8 @@ function request()
   local headers = { ["Authorization"] = row[2] }
   if route == "list" then
     return wrk.format("GET", base .. "?limit=20", headers)
+  elseif route == "filter" then  -- keep in step with FILTERED_LIST in bench/load.py
+    return wrk.format("GET", base .. "?limit=20&sort=due&priority=high&priority=medium&priority=none&tag=home&overdue=false", headers)
   elseif route == "get" then
     return wrk.format("GET", base .. "/" .. row[3], headers)
   elseif route == "create" then
