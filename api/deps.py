@@ -38,7 +38,7 @@ PathUserId = Annotated[
     Path(
         min_length=1,
         max_length=MAX_SUBJECT_LENGTH,
-        description="The owner of the tasks; must equal the token's `sub`.",
+        description="The owner of the tasks and lists; must equal the token's `sub`.",
         examples=["user_2x7mQ"],
     ),
 ]

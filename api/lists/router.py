@@ -9,14 +9,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from api.deps import Transaction
-from api.edge.errors import documented_header, documented_problem
-from api.lists import service
-from api.lists.models import ListRead, ListWrite
-from api.tasks.etags import etag
-from api.tasks.models import BIGINT_MAX
-from api.tasks.representation import TaskList, list_json, lists_json
-from api.tasks.router import (
+from api.common.etags import etag
+from api.common.http import (
     BAD_PRECONDITION,
     COMMON_ERRORS,
     JSON,
@@ -27,10 +21,22 @@ from api.tasks.router import (
     next_page_link,
     plain_digits,
 )
+from api.common.representation import TaskList, list_json, lists_json
+from api.deps import Transaction
+from api.edge.errors import documented_header, documented_problem
+from api.lists import service
+from api.lists.models import ListRead, ListWrite
+from api.tasks.models import BIGINT_MAX
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: documented_problem("No such list, or it belongs to someone else")}
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {
     409: documented_problem("Another of the caller's lists has this name (compared ignoring case)")
+}
+NAME_TAKEN_OR_IN_PROGRESS: dict[int | str, dict[str, Any]] = {
+    409: documented_problem(
+        "Another of the caller's lists has this name (compared ignoring case), or a request with this"
+        " `Idempotency-Key` is still in progress (then with `Retry-After`; retry shortly)"
+    )
 }
 ETAG_HEADER = {"ETag": documented_header('The list\'s version, quoted (`"3"`): send it back in `If-Match`')}
 
@@ -123,7 +129,7 @@ async def list_lists(tx: Transaction, request: Request, query: Annotated[ListsQu
                 "Idempotent-Replayed": documented_header("`true` when this answer is a replay"),
             },
         },
-        **NAME_TAKEN,
+        **NAME_TAKEN_OR_IN_PROGRESS,
         **JSON_BODY,
     },
 )

@@ -9,13 +9,9 @@ from psycopg import errors as pg_errors
 from sqlalchemy import BigInteger, Text, bindparam, func, insert, select, text
 from sqlalchemy.sql.expression import ColumnElement
 
-from api.database.session import Prepared, RequestTransaction, Rows, prepare
-from api.edge.errors import Conflict
-from api.lists.models import LISTS, ListWrite
-from api.tasks.etags import EntityTags
-from api.tasks.models import TASKS
-from api.tasks.representation import LIST_FIELDS, TaskList, from_stored
-from api.tasks.service import (
+from api.common.etags import EntityTags
+from api.common.representation import LIST_FIELDS, TaskList, from_stored
+from api.common.writes import (
     IdempotentCreate,
     create_if_claimed,
     create_once,
@@ -23,6 +19,10 @@ from api.tasks.service import (
     the_row,
     version_params,
 )
+from api.database.session import Prepared, RequestTransaction, Rows, prepare
+from api.edge.errors import Conflict
+from api.lists.models import LISTS, ListWrite
+from api.tasks.models import TASKS
 
 LIST_COLUMNS = tuple(LISTS.columns)
 LIST_COLUMN_NAMES = ", ".join(column.name for column in LIST_COLUMNS)

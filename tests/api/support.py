@@ -121,13 +121,9 @@ def assert_problem(response: Response, status: int, case: object = None) -> dict
 
 
 def bad_fields(body: dict[str, Any]) -> list[str]:
-    """The names a validation problem complains about: for each error the field (`loc[1]`,
-    after `body` or `query`) and the innermost element (`loc[-1]`: an index, a union member)."""
-    names = []
-    for error in body["errors"]:
-        loc = error["loc"]
-        names += [str(loc[-1]), *([str(loc[1])] if len(loc) > 1 else [])]
-    return names
+    """The field each validation error names: `loc[1]`, after `body`, `query` or `path` (deeper
+    elements, an item's index or a union member, belong to that field)."""
+    return [str(error["loc"][1] if len(error["loc"]) > 1 else error["loc"][0]) for error in body["errors"]]
 
 
 def assert_invalid(response: Response, *fields: str, case: object = None) -> dict[str, Any]:
