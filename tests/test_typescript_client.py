@@ -115,15 +115,58 @@ def test_reading_a_field_the_document_does_not_have_fails_to_compile(node_bin, p
     assert "client.ts" not in result.stdout, output(result)
 
 
-def test_the_client_stops_compiling_when_the_document_renames_a_field(node_bin, document, tmp_path):
-    """The same client, against a document where TaskRead.completed became `done`, fails to compile."""
+def _rename(schema: dict[str, Any], old: str, new: str) -> None:
+    schema["properties"][new] = schema["properties"].pop(old)
+    schema["required"] = [new if name == old else name for name in schema["required"]]
+
+
+def _list_tasks_parameters(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return document["paths"]["/api/{user_id}/tasks"]["get"]["parameters"]
+
+
+# Each changes the document the way a careless contract change would, and names what the
+# compiler must then complain about in client.ts.
+DRIFTS = {
+    "task-field-renamed": (
+        lambda doc: _rename(doc["components"]["schemas"]["TaskRead"], "completed", "done"),
+        "completed",
+    ),
+    "list-count-renamed": (
+        lambda doc: _rename(doc["components"]["schemas"]["ListRead"], "open_count", "open"),
+        "open_count",
+    ),
+    "priority-dropped": (
+        lambda doc: doc["components"]["schemas"]["Priority"]["enum"].remove("high"),
+        '"high"',
+    ),
+    # The client creates a task with every writable field and lists with every filter, so one
+    # it does not know yet fails too.
+    "new-task-field": (
+        lambda doc: doc["components"]["schemas"]["TaskCreate"]["properties"].update(colour={"type": "string"}),
+        "colour",
+    ),
+    "new-filter": (
+        lambda doc: _list_tasks_parameters(doc).append(
+            {"name": "starred", "in": "query", "required": False, "schema": {"type": "boolean"}}
+        ),
+        "starred",
+    ),
+    "list-route-removed": (
+        lambda doc: doc["paths"].pop("/api/{user_id}/lists/{list_id}"),
+        "/api/{user_id}/lists/{list_id}",
+    ),
+}
+
+
+@pytest.mark.parametrize("drift", DRIFTS, ids=DRIFTS)
+def test_the_client_stops_compiling_when_the_document_drifts(node_bin, document, tmp_path, drift):
+    """The same client, against a document changed under it, fails to compile, in client.ts."""
+    change, culprit = DRIFTS[drift]
     drifted = copy.deepcopy(document)
-    task_read = drifted["components"]["schemas"]["TaskRead"]
-    task_read["properties"]["done"] = task_read["properties"].pop("completed")
-    task_read["required"] = ["done" if name == "completed" else name for name in task_read["required"]]
+    change(drifted)
     generate(node_bin, drifted, tmp_path)
 
     result = typecheck(node_bin, client_copy(tmp_path))
 
-    assert result.returncode != 0, "the client compiled against a TaskRead without `completed`"
-    assert "client.ts" in result.stdout and "completed" in result.stdout, output(result)
+    assert result.returncode != 0, f"the client compiled against a document with {drift}"
+    assert "client.ts" in result.stdout and culprit in result.stdout, output(result)

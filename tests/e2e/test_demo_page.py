@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -56,6 +57,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1100, "height": 800}
+# Half an hour off UTC and no daylight saving: a due date read in the wrong zone shows.
+TIMEZONE = "Asia/Kolkata"
+# A busy machine (two cores, other suites running) can take longer than the 5 s default.
+expect.set_options(timeout=15_000)
 
 
 # ---- fixtures -------------------------------------------------------------------------------
@@ -90,7 +95,7 @@ def web_origin() -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT)  # fresh localStorage for every test
+    context = browser.new_context(viewport=VIEWPORT, timezone_id=TIMEZONE)  # fresh localStorage for every test
     page = context.new_page()
     # Collects what the page's Content-Security-Policy refused, had it refused anything.
     page.add_init_script(
@@ -168,6 +173,10 @@ def task_item(page: Page, title: str):
     return page.get_by_test_id("task").filter(has=page.get_by_test_id("task-title").get_by_text(title, exact=True))
 
 
+def list_item(page: Page, name: str):
+    return page.get_by_test_id("list").filter(has=page.get_by_test_id("list-name").get_by_text(name, exact=True))
+
+
 def error_area(page: Page):
     return page.get_by_role("alert")
 
@@ -186,9 +195,20 @@ def row(admin: psycopg.Connection, task_id: int) -> tuple | None:
     ).fetchone()
 
 
-def api_calls(requests: list[Request], method: str) -> list[Request]:
-    """The page's own calls to the API with this method, as the browser sent them."""
-    return [request for request in requests if request.method == method and "/api/" in request.url]
+def organized(admin: psycopg.Connection, task_id: int) -> tuple | None:
+    """A task's list, due date, priority (0 none to 3 high), tags and whether completed_at is set."""
+    return admin.execute(
+        "select list_id, due_at, priority, tags, completed_at is not null from tasks where id = %s", (task_id,)
+    ).fetchone()
+
+
+def api_calls(requests: list[Request], method: str, collection: str = "") -> list[Request]:
+    """The page's own calls to the API with this method (under /tasks or /lists), as the browser sent them."""
+    return [
+        request
+        for request in requests
+        if request.method == method and "/api/" in request.url and collection in request.url
+    ]
 
 
 # ---- tests ----------------------------------------------------------------------------------
@@ -238,13 +258,6 @@ def test_a_page_on_another_origin_creates_completes_edits_and_deletes(
         expect(task_item(page, "Buy oat milk").get_by_role("checkbox")).to_be_checked()
         assert row(admin, task_id) == ("alice", "Buy oat milk", None, True)
 
-        page.get_by_text("Mint a token in the browser").click()  # folded away for the picture
-        expect(page.get_by_test_id("error")).to_be_hidden()
-        page.evaluate("window.scrollTo(0, 0)")
-        screenshot = DOCS_SCREENSHOT if os.environ.get("UPDATE_DOCS") == "1" else tmp_path / "demo-page.png"
-        page.screenshot(path=screenshot)
-        assert screenshot.read_bytes().startswith(b"\x89PNG")
-
         # Delete.
         task_item(page, "Buy oat milk").get_by_role("button", name="Delete").click()
         expect(task_item(page, "Buy oat milk")).to_have_count(0)
@@ -269,6 +282,179 @@ def test_a_page_on_another_origin_creates_completes_edits_and_deletes(
         assert request.all_headers()["if-match"].startswith('"'), f"{request.method} without If-Match"
 
 
+def test_lists_due_dates_priorities_and_tags(page: Page, requests_seen, web_origin, app_url, admin, tmp_path):
+    with api_server(app_url, tmp_path, CORS_ORIGINS=web_origin) as (base, _):
+        overdue_since = datetime.now(UTC) - timedelta(days=2, microseconds=123)
+        passport = seed(
+            base, "henry", "Renew the passport", due_at=overdue_since.isoformat(), priority="low", tags=["admin"]
+        )
+        trip = seed(base, "henry", "Plan the trip")
+        bobs = httpx.post(f"{base}/api/bob/lists", json={"name": "Bob's list"}, headers=bearer(token_for("bob")))
+        assert bobs.status_code == 201, bobs.text
+
+        open_page(page, f"{web_origin}/index.html", base, "henry")
+        paste_token_and_load(page, "henry")
+        tasks = page.get_by_test_id("task")
+        titles = tasks.get_by_test_id("task-title")
+        expect(titles).to_have_text(["Plan the trip", "Renew the passport"])
+        expect(task_item(page, "Renew the passport").get_by_test_id("task-due")).to_contain_text("(overdue)")
+        expect(page.get_by_test_id("list")).to_have_count(0)
+        expect(page.get_by_text("Bob's list")).to_have_count(0)
+
+        # Create a list.
+        sidebar = page.get_by_role("region", name="Lists", exact=True)
+        sidebar.get_by_label("New list").fill("  Groceries ")
+        sidebar.get_by_role("button", name="Add list").click()
+        groceries = list_item(page, "Groceries")
+        expect(groceries.get_by_test_id("list-counts")).to_have_text("0 of 0 open")
+        list_id = int(groceries.get_attribute("data-list-id"))
+        assert admin.execute("select user_id, name from lists").fetchall() == [
+            ("bob", "Bob's list"),
+            ("henry", "Groceries"),
+        ]
+
+        # A task in it, due at 09:00 in the browser's zone, with a priority and tags.
+        form = page.get_by_role("region", name="Add a task")
+        form.get_by_label("Title").fill("Buy milk")
+        form.get_by_label("List").select_option(label="Groceries")
+        form.get_by_label("Due").fill("2030-01-15T09:00")
+        form.get_by_label("Priority").select_option("high")
+        form.get_by_label("Tags").fill(" errands, Shop ")
+        form.get_by_role("button", name="Add task").click()
+        milk = task_item(page, "Buy milk")
+        expect(milk.get_by_test_id("task-in-list")).to_have_text("Groceries")
+        expect(milk.get_by_test_id("task-due")).to_have_text("due 2030-01-15 09:00")
+        expect(milk.get_by_test_id("task-priority")).to_have_text("high")
+        expect(milk.get_by_test_id("task-tag")).to_have_text(["errands", "Shop"])
+        expect(groceries.get_by_test_id("list-counts")).to_have_text("1 of 1 open")
+        milk_id = int(milk.get_attribute("data-task-id"))
+        due = datetime(2030, 1, 15, 3, 30, tzinfo=UTC)  # 09:00 in Kolkata
+        assert organized(admin, milk_id) == (list_id, due, 3, ["errands", "Shop"], False)
+
+        milk.get_by_role("checkbox").check()
+        expect(groceries.get_by_test_id("list-counts")).to_have_text("0 of 1 open")
+        assert organized(admin, milk_id) == (list_id, due, 3, ["errands", "Shop"], True)
+
+        # The sidebar filters by list.
+        groceries.get_by_test_id("list-select").click()
+        expect(page.get_by_role("heading", name="Tasks in Groceries")).to_be_visible()
+        expect(titles).to_have_text(["Buy milk"])
+        sidebar.get_by_role("button", name="No list", exact=True).click()
+        expect(titles).to_have_text(["Plan the trip", "Renew the passport"])
+        sidebar.get_by_role("button", name="All tasks", exact=True).click()
+        expect(titles).to_have_text(["Buy milk", "Plan the trip", "Renew the passport"])
+
+        # Filters: tags (all of, ignoring case), priorities (any of), overdue.
+        filters = page.get_by_role("form", name="Filters")
+        filters.get_by_label("Tag").fill("ERRANDS")
+        filters.get_by_label("Tag").press("Enter")
+        expect(titles).to_have_text(["Buy milk"])
+        filters.get_by_label("Tag").fill("errands, home")
+        filters.get_by_label("Tag").press("Enter")
+        expect(page.get_by_test_id("task-count")).to_have_text("No tasks match.")
+        filters.get_by_label("Tag").fill("")
+        priorities = filters.get_by_role("group", name="Priority")
+        priorities.get_by_label("low").check()
+        expect(titles).to_have_text(["Renew the passport"])
+        priorities.get_by_label("high").check()
+        expect(titles).to_have_text(["Buy milk", "Renew the passport"])
+        priorities.get_by_label("low").uncheck()
+        priorities.get_by_label("high").uncheck()
+        expect(tasks).to_have_count(3)
+        filters.get_by_label("Overdue").select_option("true")
+        expect(titles).to_have_text(["Renew the passport"])
+        filters.get_by_label("Overdue").select_option("false")
+        expect(titles).to_have_text(["Buy milk", "Plan the trip"])
+        filters.get_by_label("Overdue").select_option("")
+        expect(tasks).to_have_count(3)
+
+        # Sorts: by due date (undated last both ways) and by priority.
+        filters.get_by_label("Sort").select_option("due")
+        expect(titles).to_have_text(["Renew the passport", "Buy milk", "Plan the trip"])
+        filters.get_by_label("Sort").select_option("-due")
+        expect(titles).to_have_text(["Buy milk", "Renew the passport", "Plan the trip"])
+        filters.get_by_label("Sort").select_option("-priority")
+        expect(titles).to_have_text(["Buy milk", "Renew the passport", "Plan the trip"])
+        filters.get_by_label("Sort").select_option("priority")
+        expect(titles).to_have_text(["Plan the trip", "Renew the passport", "Buy milk"])
+
+        # Edit: into the list, with a due date, a priority and tags.
+        task_item(page, "Plan the trip").get_by_role("button", name="Edit").click()
+        editor = task_item(page, "Plan the trip").get_by_test_id("task-editor")
+        expect(editor.get_by_label("Priority")).to_have_value("none")
+        editor.get_by_label("List").select_option(label="Groceries")
+        editor.get_by_label("Due").fill("2030-02-01T18:30")
+        editor.get_by_label("Priority").select_option("medium")
+        editor.get_by_label("Tags").fill("travel, Family")
+        editor.get_by_role("button", name="Save").click()
+        expect(task_item(page, "Plan the trip").get_by_test_id("task-tag")).to_have_text(["travel", "Family"])
+        expect(task_item(page, "Plan the trip").get_by_test_id("task-priority")).to_have_text("medium")
+        expect(groceries.get_by_test_id("list-counts")).to_have_text("1 of 2 open")
+        trip_due = datetime(2030, 2, 1, 13, 0, tzinfo=UTC)
+        assert organized(admin, trip["id"]) == (list_id, trip_due, 2, ["travel", "Family"], False)
+
+        # An edit that leaves the due date alone keeps it to the microsecond; emptied, it is cleared.
+        task_item(page, "Renew the passport").get_by_role("button", name="Edit").click()
+        editor = task_item(page, "Renew the passport").get_by_test_id("task-editor")
+        expect(editor.get_by_label("Tags")).to_have_value("admin")
+        editor.get_by_label("Tags").fill("admin, papers")
+        editor.get_by_role("button", name="Save").click()
+        expect(task_item(page, "Renew the passport").get_by_test_id("task-tag")).to_have_text(["admin", "papers"])
+        assert organized(admin, passport["id"]) == (None, overdue_since, 1, ["admin", "papers"], False)
+        task_item(page, "Renew the passport").get_by_role("button", name="Edit").click()
+        editor = task_item(page, "Renew the passport").get_by_test_id("task-editor")
+        editor.get_by_label("Due").fill("")
+        editor.get_by_role("button", name="Save").click()
+        expect(task_item(page, "Renew the passport").get_by_test_id("task-due")).to_be_hidden()
+        assert organized(admin, passport["id"]) == (None, None, 1, ["admin", "papers"], False)
+
+        # A rename keeps the list's tasks; names are unique per user, ignoring case.
+        groceries.get_by_role("button", name="Rename list Groceries").click()
+        groceries.get_by_label("Name", exact=True).fill("Shopping")
+        groceries.get_by_role("button", name="Save").click()
+        shopping = list_item(page, "Shopping")
+        expect(shopping.get_by_test_id("list-counts")).to_have_text("1 of 2 open")
+        expect(task_item(page, "Buy milk").get_by_test_id("task-in-list")).to_have_text("Shopping")
+        assert admin.execute("select name from lists where user_id = 'henry'").fetchall() == [("Shopping",)]
+
+        filters.get_by_label("Sort").select_option("due")  # undated last: the passport has no due date now
+        expect(titles).to_have_text(["Buy milk", "Plan the trip", "Renew the passport"])
+        page.evaluate("window.scrollTo(0, 0)")
+        screenshot = DOCS_SCREENSHOT if os.environ.get("UPDATE_DOCS") == "1" else tmp_path / "demo-page.png"
+        page.screenshot(path=screenshot, full_page=True)
+        assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+        sidebar.get_by_label("New list").fill("SHOPPING")
+        sidebar.get_by_role("button", name="Add list").click()
+        expect(error_area(page)).to_contain_text("409 Conflict")
+        assert admin.execute("select name from lists where user_id = 'henry'").fetchall() == [("Shopping",)]
+
+        # Delete the selected list: its tasks stay, in no list.
+        shopping.get_by_test_id("list-select").click()
+        expect(titles).to_have_count(2)
+        shopping.get_by_role("button", name="Delete list Shopping").click()
+        expect(page.get_by_test_id("list")).to_have_count(0)
+        expect(error_area(page)).to_be_hidden()
+        expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
+        expect(tasks).to_have_count(3)
+        expect(task_item(page, "Buy milk").get_by_test_id("task-in-list")).to_be_hidden()
+        sidebar.get_by_role("button", name="No list", exact=True).click()
+        expect(tasks).to_have_count(3)
+        assert admin.execute("select list_id from tasks where user_id = 'henry'").fetchall() == [(None,)] * 3
+        assert admin.execute("select name from lists").fetchall() == [("Bob's list",)]
+
+    # Repeatable filters go once per value; list writes carry their key or their version.
+    urls = [request.url for request in api_calls(requests_seen, "GET", "/tasks")]
+    assert any("tag=errands&tag=home" in url for url in urls), urls
+    assert any("priority=high&priority=low" in url for url in urls), urls
+    assert any(f"list_id={list_id}" in url for url in urls) and any("list_id=none" in url for url in urls), urls
+    posts = api_calls(requests_seen, "POST", "/lists")
+    assert len(posts) == 2 and all(len(post.all_headers()["idempotency-key"]) == 36 for post in posts)
+    [rename] = api_calls(requests_seen, "PUT", "/lists")
+    [delete] = api_calls(requests_seen, "DELETE", "/lists")
+    assert (rename.all_headers()["if-match"], delete.all_headers()["if-match"]) == ('"1"', '"2"')
+
+
 def test_filters_and_load_more_follow_the_link_header(page: Page, requests_seen, web_origin, app_url, tmp_path):
     with api_server(app_url, tmp_path, CORS_ORIGINS=web_origin) as (base, _):
         for n in range(1, 26):
@@ -289,7 +475,7 @@ def test_filters_and_load_more_follow_the_link_header(page: Page, requests_seen,
         expect(page.get_by_role("button", name="Load more")).to_be_hidden()
         expect(page.get_by_test_id("task-count")).to_have_text("25 tasks shown")
         expect(tasks.last.get_by_test_id("task-title")).to_have_text("Task 01")
-        [first_page, second_page] = api_calls(requests_seen, "GET")
+        [first_page, second_page] = api_calls(requests_seen, "GET", "/tasks")
         assert "limit=20" in first_page.url and "cursor=" not in first_page.url
         assert "cursor=" in second_page.url, "Load more follows the Link header"
 
