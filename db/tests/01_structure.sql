@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(36);
+select plan(37);
 
 select policies_are(
   'public', 'tasks',
@@ -120,6 +120,18 @@ select is(
   'deleting a list nulls only list_id, never user_id'
 );
 select col_is_unique('public', 'lists', array['id', 'user_id'], 'lists (id, user_id) is unique, so tasks can reference it');
+
+select is(
+  (select string_agg(conname || ': ' || pg_get_constraintdef(oid), ' | ' order by conname::text)
+     from pg_constraint
+    where conname in ('tasks_completed_at_check', 'tasks_priority_check', 'tasks_tags_count_check',
+                      'lists_name_length_check')),
+  'lists_name_length_check: CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100)))'
+  || ' | tasks_completed_at_check: CHECK ((completed = (completed_at IS NOT NULL)))'
+  || ' | tasks_priority_check: CHECK (((priority >= 0) AND (priority <= 3)))'
+  || ' | tasks_tags_count_check: CHECK ((cardinality(tags) <= 20))',
+  'the new columns keep their rules in the database: completed_at with completed, priority 0-3, at most 20 tags'
+);
 
 select * from finish();
 rollback;
