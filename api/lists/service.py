@@ -6,8 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import BigInteger, Text, bindparam, func, insert, select, text
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy import BigInteger, Select, Text, bindparam, func, insert, select, text, true
 
 from api.common.etags import EntityTags
 from api.common.representation import LIST_FIELDS, TaskList, from_stored
@@ -35,12 +34,19 @@ class Page:
     next_after: int | None  # the id the next page starts after
 
 
-def _counted(lists_source: Any) -> list[ColumnElement[Any]]:
-    """The list's columns and its task counts, counted through the (user_id, list_id) index."""
-    in_list = (TASKS.c.user_id == lists_source.c.user_id) & (TASKS.c.list_id == lists_source.c.id)
-    task_count = select(func.count()).where(in_list).scalar_subquery().label("task_count")
-    open_count = select(func.count()).where(in_list, TASKS.c.completed.is_(False)).scalar_subquery().label("open_count")
-    return [*(lists_source.c[column.name] for column in LIST_COLUMNS), task_count, open_count]
+def _with_counts() -> Select[Any]:
+    """Each list with its task counts, both from one pass over its tasks (the (user_id, list_id)
+    index); under the policies on `tasks`, so only the caller's tasks are ever counted."""
+    in_list = (TASKS.c.user_id == LISTS.c.user_id) & (TASKS.c.list_id == LISTS.c.id)
+    counts = (
+        select(
+            func.count().label("task_count"),
+            func.count().filter(TASKS.c.completed.is_(False)).label("open_count"),
+        )
+        .where(in_list)
+        .lateral("counts")
+    )
+    return select(*LIST_COLUMNS, counts.c.task_count, counts.c.open_count).select_from(LISTS.join(counts, true()))
 
 
 _ROW_ID = bindparam("row_id", type_=BigInteger)
@@ -49,7 +55,7 @@ _OWNER = bindparam("owner", type_=Text)
 
 @lru_cache(maxsize=2)
 def _page_statement(after: bool) -> Prepared:
-    statement = select(*_counted(LISTS)).where(LISTS.c.user_id == _OWNER)  # the owner: a hint for the planner
+    statement = _with_counts().where(LISTS.c.user_id == _OWNER)  # the owner: a hint for the planner
     if after:
         statement = statement.where(LISTS.c.id > bindparam("after_id", type_=BigInteger))
     return prepare(statement.order_by(LISTS.c.id).limit(bindparam("page_rows")))
@@ -65,7 +71,7 @@ async def list_lists(tx: RequestTransaction, *, limit: int, after_id: int | None
     return Page(lists=lists, next_after=lists[-1]["id"] if len(rows) > limit else None)
 
 
-_GET = prepare(select(*_counted(LISTS)).where(LISTS.c.id == _ROW_ID))
+_GET = prepare(_with_counts().where(LISTS.c.id == _ROW_ID))
 
 
 async def get_list(tx: RequestTransaction, *, list_id: int) -> TaskList:

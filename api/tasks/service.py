@@ -169,10 +169,14 @@ def _by_due_date(statement: Select[Any], shape: Shape) -> Select[Any]:
     descending = shape.sort.descending
     after_id = bindparam("after_id", type_=BigInteger)
     undated = statement.where(due.is_(None))
+    # Ordered by (due_at, id), which for null due dates is the order by id: so the
+    # (user_id, due_at, id) index reads this user's undated tasks alone, with `due_at is null`
+    # as its condition, instead of the primary key walking past every other user's rows.
+    by_position = (due.desc(), task_id.desc()) if descending else (due.asc(), task_id.asc())
     if shape.after_undated:  # past every dated task already: only the undated after the cursor remain
         undated = undated.where(task_id < after_id if descending else task_id > after_id)
-        return undated.order_by(task_id.desc() if descending else task_id.asc()).limit(page_rows)
-    undated = undated.order_by(task_id.desc() if descending else task_id.asc()).limit(page_rows)
+        return undated.order_by(*by_position).limit(page_rows)
+    undated = undated.order_by(*by_position).limit(page_rows)
     dated = _ordered_after_cursor(statement.where(due.is_not(None)), shape).limit(page_rows)
     both = union_all(dated, undated).subquery("page")
     order = (both.c.due_at.desc(), both.c.id.desc()) if descending else (both.c.due_at.asc(), both.c.id.asc())
