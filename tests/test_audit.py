@@ -29,7 +29,8 @@ def test_the_migrated_schema_is_clean(admin_url, login_role):
     assert significant(report) == []
     assert [(f.severity, f.subject) for f in report.findings] == [STATISTICS_FINDING]
     assert "pg_stat_user_tables" in report.findings[0].problem
-    assert [table.name for table in report.tables] == ["public.idempotency_keys", "public.lists", "public.tasks"]
+    names = ["public.idempotency_keys", "public.lists", "public.task_tags", "public.tasks"]
+    assert [table.name for table in report.tables] == names
     for table in report.tables:
         prefix = table.name.removeprefix("public.")
         assert (table.rls_enabled, table.rls_forced) == (True, True)

@@ -285,3 +285,50 @@ class TestAcrossTables:
             cursor.execute("insert into lists (user_id, name) values ('bob', 'planted')")
         app_conn.rollback()
         assert admin.execute("select name from lists where user_id = 'bob'").fetchall() == [("Home",)]
+
+
+class TestTagIndex:
+    """task_tags, the tag index of tasks, follows tasks.tags by triggers, as the caller and
+    under the same policies; its key to tasks names the owner too."""
+
+    def tags(self, admin: psycopg.Connection) -> list[tuple]:
+        return admin.execute("select user_id, tag_key, task_id from task_tags order by 1, 2, 3").fetchall()
+
+    def test_the_index_follows_inserts_updates_and_deletes(self, app_conn, admin):
+        cursor = begin_as(app_conn, "alice")
+        [task_id] = cursor.execute(
+            "insert into tasks (title, tags) values ('t', '{Home,WORK}') returning id"
+        ).fetchone()
+        app_conn.commit()
+        assert self.tags(admin) == [("alice", "home", task_id), ("alice", "work", task_id)]
+
+        begin_as(app_conn, "alice").execute("update tasks set tags = '{Errands}' where id = %s", (task_id,))
+        app_conn.commit()
+        assert self.tags(admin) == [("alice", "errands", task_id)]
+
+        begin_as(app_conn, "alice").execute("update tasks set title = 'renamed'")  # tags untouched
+        app_conn.commit()
+        assert self.tags(admin) == [("alice", "errands", task_id)]
+
+        begin_as(app_conn, "alice").execute("delete from tasks")
+        app_conn.commit()
+        assert self.tags(admin) == []
+
+    def test_no_one_can_tag_another_users_task_or_see_their_tags(self, app_conn, admin):
+        [bobs] = admin.execute(
+            "insert into tasks (user_id, title, tags) values ('bob', 'b', '{secret}') returning id"
+        ).fetchone()
+        cursor = begin_as(app_conn, "alice")
+        assert cursor.execute("select count(*) from task_tags").fetchone() == (0,)
+        with pytest.raises(errors.ForeignKeyViolation):
+            cursor.execute("insert into task_tags (tag_key, task_id) values ('mine', %s)", (bobs,))
+        app_conn.rollback()
+        cursor = begin_as(app_conn, "alice")
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            cursor.execute("insert into task_tags (user_id, tag_key, task_id) values ('bob', 'x', %s)", (bobs,))
+        app_conn.rollback()
+        cursor = begin_as(app_conn, "alice")
+        cursor.execute("delete from task_tags")
+        assert cursor.rowcount == 0
+        app_conn.commit()
+        assert self.tags(admin) == [("bob", "secret", bobs)]

@@ -11,7 +11,7 @@ from api.database.session import APP_ROLE, IDENTITY_SQL, identity
 _NOBODY = identity("", statement_timeout_ms=10_000, lock_timeout_ms=10_000)
 _SCHEMA_VERSION = "select version_num from alembic_version"
 # Every table app_user reads or writes; each must be protected by forced RLS.
-PROTECTED_TABLES = ("tasks", "lists", "idempotency_keys")
+PROTECTED_TABLES = ("tasks", "lists", "task_tags", "idempotency_keys")
 _ISOLATION_FACTS = """
     select t.name as table_name,
            r.rolsuper as superuser,

@@ -29,6 +29,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -189,8 +190,8 @@ class Task(SQLModel, table=True):
         Index("tasks_user_id_due_at_id_idx", "user_id", "due_at", "id"),
         Index("tasks_user_id_priority_id_idx", "user_id", "priority", "id"),
         Index("tasks_user_id_list_id_idx", "user_id", "list_id"),
-        # This user's entries for each tag (db/functions/app.tag_keys.sql).
-        Index("tasks_tag_keys_idx", text("app.tag_keys(user_id, tags)"), postgresql_using="gin"),
+        # What task_tags references: a task together with its owner.
+        UniqueConstraint("id", "user_id", name="tasks_id_user_id_key"),
         CheckConstraint("priority between 0 and 3", name="priority"),
         CheckConstraint(f"cardinality(tags) <= {TAGS_MAX}", name="tags_count"),
         CheckConstraint("completed = (completed_at is not null)", name="completed_at"),
@@ -235,6 +236,30 @@ class Task(SQLModel, table=True):
 
 # The table itself, for SQL Core statements.
 TASKS: Table = Task.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
+
+
+class TaskTag(SQLModel, table=True):
+    """A row of `task_tags`: the tag index of tasks, one row per task and distinct lower-cased
+    tag, written only by triggers on `tasks` (db/functions/app.sync_task_tags.sql). A table
+    rather than a GIN index: under row-level security an index scan may only use leakproof
+    operators, and text equality is one where array containment is not."""
+
+    __tablename__ = "task_tags"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["task_id", "user_id"],
+            ["tasks.id", "tasks.user_id"],
+            name="task_tags_task_id_fkey",
+            ondelete="CASCADE",
+        ),
+    )
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True, server_default=text("app.current_user_id()")))
+    tag_key: str = Field(sa_column=Column(Text, primary_key=True))
+    task_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+
+
+TASK_TAGS: Table = TaskTag.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -1,8 +1,9 @@
-"""Alembic environment: the SQLModel tables plus the policies and functions in db/.
+"""Alembic environment: the SQLModel tables plus the policies, functions and triggers in db/.
 
-The .sql files under db/policies/ and db/functions/ are the source of truth for row-level
-security. alembic_utils compares them with the database, so `alembic check` fails when a
-file changed without a migration, and `alembic revision --autogenerate` writes that migration.
+The .sql files under db/policies/, db/functions/ and db/triggers/ are the source of truth for
+row-level security and for what keeps derived tables in step. alembic_utils compares them with
+the database, so `alembic check` fails when a file changed without a migration, and
+`alembic revision --autogenerate` writes that migration.
 """
 
 from pathlib import Path
@@ -11,6 +12,7 @@ import psycopg
 from alembic import context
 from alembic_utils.pg_function import PGFunction
 from alembic_utils.pg_policy import PGPolicy
+from alembic_utils.pg_trigger import PGTrigger
 from alembic_utils.replaceable_entity import register_entities
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
@@ -33,8 +35,9 @@ def _strip_comments(sql: str) -> str:
 
 register_entities(
     [PGFunction.from_sql(_strip_comments(sql)) for sql in _sql_files("functions")]
-    + [PGPolicy.from_sql(_strip_comments(sql)) for sql in _sql_files("policies")],
-    entity_types=[PGFunction, PGPolicy],
+    + [PGPolicy.from_sql(_strip_comments(sql)) for sql in _sql_files("policies")]
+    + [PGTrigger.from_sql(_strip_comments(sql)) for sql in _sql_files("triggers")],
+    entity_types=[PGFunction, PGPolicy, PGTrigger],
 )
 
 

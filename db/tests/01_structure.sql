@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(37);
+select plan(40);
 
 select policies_are(
   'public', 'tasks',
@@ -131,6 +131,21 @@ select is(
   || ' | tasks_priority_check: CHECK (((priority >= 0) AND (priority <= 3)))'
   || ' | tasks_tags_count_check: CHECK ((cardinality(tags) <= 20))',
   'the new columns keep their rules in the database: completed_at with completed, priority 0-3, at most 20 tags'
+);
+
+-- task_tags: the tag index of tasks, protected like every table of user data
+select policies_are(
+  'public', 'task_tags',
+  array['task_tags_select_own', 'task_tags_insert_own', 'task_tags_update_own', 'task_tags_delete_own'],
+  'task_tags has exactly the four owner policies'
+);
+select ok(
+  (select relrowsecurity and relforcerowsecurity from pg_class where oid = 'public.task_tags'::regclass),
+  'row-level security is enabled and forced on task_tags'
+);
+select fk_ok(
+  'public', 'task_tags', array['task_id', 'user_id'], 'public', 'tasks', array['id', 'user_id'],
+  'a tag entry is named together with its owner: (task_id, user_id) references tasks (id, user_id)'
 );
 
 select * from finish();

@@ -2,7 +2,7 @@
 -- so this runs as any role that may become app_user; everything is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(33);
+select plan(36);
 
 set local role app_user;
 select set_config('app.user_id', 'alice', true);
@@ -139,6 +139,23 @@ select results_eq(
   $$values ('bob listed', 'bob''s list')$$,
   'bob''s list and his task in it survived alice''s deletes, unchanged'
 );
+
+-- Tags: the index follows the tasks, per owner, and cannot be pointed at another's task
+select set_config('app.user_id', 'bob', true);
+insert into tasks (title, tags) values ('bob tagged', '{Secret}');
+select set_config('test.bobs_task', (select id::text from tasks where title = 'bob tagged'), true);
+select set_config('app.user_id', 'alice', true);
+update tasks set tags = '{Home, home2}' where title = 'alice 1';
+select results_eq(
+  'select tag_key from task_tags order by 1', array['home', 'home2'],
+  'alice sees only her tag entries, written by the trigger in lower case'
+);
+select throws_ok(
+  format('insert into task_tags (tag_key, task_id) values (%L, %s)', 'mine', current_setting('test.bobs_task')),
+  '23503', null, 'a raw insert cannot point alice''s tag entry at bob''s task'
+);
+select set_config('app.user_id', 'bob', true);
+select results_eq('select tag_key from task_tags', array['secret'], 'bob''s tag entry is his alone');
 
 select * from finish();
 rollback;

@@ -9,8 +9,11 @@ the task's owner. Deleting a list nulls only `list_id` in its tasks (`on delete 
 (list_id)`, PostgreSQL 15+); the tasks stay theirs.
 
 Tasks gain `due_at`, `priority` (0 none, 1 low, 2 medium, 3 high: sorting by it sorts by
-importance), `tags` (found through a GIN index on app.tag_keys(user_id, tags): this user's
-entries only) and `completed_at`, which is set exactly when the task is completed. Existing
+importance), `tags` and `completed_at`, which is set exactly when the task is completed.
+Tags are found through `task_tags` (owner, lower-cased tag, task), kept in step by triggers: a
+GIN index on `tasks.tags` would never serve app_user, because row-level security admits only
+leakproof operators into an index scan and array containment is not one. `task_tags` has the
+same row-level security as every table, and its key to `tasks` names the owner too. Existing
 tasks get no list, no due date, priority none and no tags; a task already completed gets its
 `updated_at` as the moment it was completed, the best the table knows.
 
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from alembic import op
 from alembic_utils.pg_function import PGFunction
 from alembic_utils.pg_policy import PGPolicy
+from alembic_utils.pg_trigger import PGTrigger
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -31,46 +35,71 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OWNER_CHECK = "user_id = (select app.current_user_id())"
-TABLE = "public.lists"
 
-tag_keys = PGFunction(
+sync_task_tags = PGFunction(
     schema="app",
-    signature="tag_keys(owner text, tags text[])",
-    definition="""returns text[]
-language sql
-immutable
-parallel safe
-begin atomic
-  select array(select owner || pg_catalog.chr(31) || pg_catalog.lower(tag) from pg_catalog.unnest(tags) as tag);
-end""",
+    signature="sync_task_tags()",
+    definition="""returns trigger
+language plpgsql
+set search_path = ''
+as $function$
+begin
+  if tg_op = 'UPDATE' then
+    delete from public.task_tags where task_id = old.id and user_id = old.user_id;
+  end if;
+  insert into public.task_tags (user_id, tag_key, task_id)
+  select distinct new.user_id, pg_catalog.lower(tag), new.id from pg_catalog.unnest(new.tags) as tag;
+  return null;
+end
+$function$""",
 )
-
-policies = [
-    PGPolicy(
+triggers = [
+    PGTrigger(
         schema="public",
-        signature="lists_select_own",
-        on_entity=TABLE,
-        definition=f"as permissive for select to app_user using ({OWNER_CHECK})",
+        signature="tasks_tags_inserted",
+        on_entity="public.tasks",
+        definition="after insert on public.tasks"
+        " for each row when (cardinality(new.tags) > 0) execute function app.sync_task_tags()",
     ),
-    PGPolicy(
+    PGTrigger(
         schema="public",
-        signature="lists_insert_own",
-        on_entity=TABLE,
-        definition=f"as permissive for insert to app_user with check ({OWNER_CHECK})",
-    ),
-    PGPolicy(
-        schema="public",
-        signature="lists_update_own",
-        on_entity=TABLE,
-        definition=f"as permissive for update to app_user using ({OWNER_CHECK}) with check ({OWNER_CHECK})",
-    ),
-    PGPolicy(
-        schema="public",
-        signature="lists_delete_own",
-        on_entity=TABLE,
-        definition=f"as permissive for delete to app_user using ({OWNER_CHECK})",
+        signature="tasks_tags_updated",
+        on_entity="public.tasks",
+        definition="after update of tags on public.tasks"
+        " for each row when (old.tags is distinct from new.tags) execute function app.sync_task_tags()",
     ),
 ]
+
+
+def owner_policies(table: str) -> list[PGPolicy]:
+    """The four policies every table of user data has, one per command."""
+    name = table.removeprefix("public.")
+    return [
+        PGPolicy(
+            schema="public",
+            signature=f"{name}_select_own",
+            on_entity=table,
+            definition=f"as permissive for select to app_user using ({OWNER_CHECK})",
+        ),
+        PGPolicy(
+            schema="public",
+            signature=f"{name}_insert_own",
+            on_entity=table,
+            definition=f"as permissive for insert to app_user with check ({OWNER_CHECK})",
+        ),
+        PGPolicy(
+            schema="public",
+            signature=f"{name}_update_own",
+            on_entity=table,
+            definition=f"as permissive for update to app_user using ({OWNER_CHECK}) with check ({OWNER_CHECK})",
+        ),
+        PGPolicy(
+            schema="public",
+            signature=f"{name}_delete_own",
+            on_entity=table,
+            definition=f"as permissive for delete to app_user using ({OWNER_CHECK})",
+        ),
+    ]
 
 
 def upgrade() -> None:
@@ -93,16 +122,7 @@ def upgrade() -> None:
     )
     # Names are unique per user, ignoring case.
     op.execute("create unique index lists_user_id_lower_name_key on public.lists (user_id, lower(name))")
-    op.execute("revoke all on public.lists from public")
-    op.execute("grant select, insert, update, delete on public.lists to app_user")
-    op.execute("alter table public.lists enable row level security")
-    op.execute("alter table public.lists force row level security")
-    for policy in policies:
-        op.create_entity(policy)
-
-    op.create_entity(tag_keys)
-    op.execute("revoke all on function app.tag_keys(text, text[]) from public")
-    op.execute("grant execute on function app.tag_keys(text, text[]) to app_user")
+    protect("public.lists")
 
     # Constant defaults: existing rows get them without a rewrite of the table.
     op.execute(
@@ -127,11 +147,45 @@ def upgrade() -> None:
     op.execute("create index tasks_user_id_list_id_idx on public.tasks (user_id, list_id)")
     op.execute("create index tasks_user_id_due_at_id_idx on public.tasks (user_id, due_at, id)")
     op.execute("create index tasks_user_id_priority_id_idx on public.tasks (user_id, priority, id)")
-    op.execute("create index tasks_tag_keys_idx on public.tasks using gin (app.tag_keys(user_id, tags))")
+
+    # What task_tags references: a task together with its owner.
+    op.execute("alter table public.tasks add constraint tasks_id_user_id_key unique (id, user_id)")
+    op.execute(
+        """
+        create table public.task_tags (
+          user_id text not null default app.current_user_id(),
+          tag_key text not null,
+          task_id bigint not null,
+          constraint task_tags_pkey primary key (user_id, tag_key, task_id),
+          constraint task_tags_task_id_fkey foreign key (task_id, user_id)
+            references public.tasks (id, user_id) on delete cascade
+        )
+        """
+    )
+    protect("public.task_tags")
+    op.create_entity(sync_task_tags)
+    op.execute("revoke all on function app.sync_task_tags() from public")
+    for trigger in triggers:
+        op.create_entity(trigger)
+
+
+def protect(table: str) -> None:
+    """What every table of user data gets as it is created: no grant to PUBLIC, DML for
+    app_user, row-level security enabled and forced, and the four owner policies."""
+    op.execute(f"revoke all on {table} from public")
+    op.execute(f"grant select, insert, update, delete on {table} to app_user")
+    op.execute(f"alter table {table} enable row level security")
+    op.execute(f"alter table {table} force row level security")
+    for policy in owner_policies(table):
+        op.create_entity(policy)
 
 
 def downgrade() -> None:
-    op.execute("drop index public.tasks_tag_keys_idx")
+    for trigger in reversed(triggers):
+        op.drop_entity(trigger)
+    op.drop_entity(sync_task_tags)
+    op.execute("drop table public.task_tags")  # its policies go with it
+    op.execute("alter table public.tasks drop constraint tasks_id_user_id_key")
     op.execute("drop index public.tasks_user_id_priority_id_idx")
     op.execute("drop index public.tasks_user_id_due_at_id_idx")
     op.execute("drop index public.tasks_user_id_list_id_idx")
@@ -147,7 +201,4 @@ def downgrade() -> None:
           drop column list_id
         """
     )
-    op.drop_entity(tag_keys)
-    for policy in reversed(policies):
-        op.drop_entity(policy)
-    op.execute("drop table public.lists")
+    op.execute("drop table public.lists")  # its policies go with it
