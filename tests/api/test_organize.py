@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.support import assert_invalid, db_row, insert_task, insert_tasks, parse_time, table, walk
+from tests.api.support import assert_invalid, assert_problem, db_row, insert_task, insert_tasks, parse_time, table, walk
 from tests.support.app import task_url, tasks_url
 from tests.support.tokens import bearer, token_for
 from tests.support.users import ALICE, BOB
@@ -361,3 +361,36 @@ class TestSortsAndPages:
             cursor = link["url"].split("cursor=")[1].split("&")[0]
             response = client.get(tasks_url(ALICE), params={"sort": used, "cursor": cursor}, headers=headers)
             assert_invalid(response, "cursor", case=(issued, used))
+
+
+class TestKeyedCreates:
+    def test_a_replay_carries_every_field_and_another_priority_is_another_request(self, client, admin):
+        list_id = new_list(admin, ALICE, "Home")
+        body = {
+            "title": "t",
+            "list_id": list_id,
+            "due_at": "2026-12-01T10:00:00+01:00",
+            "priority": "low",
+            "tags": ["A"],
+        }
+        headers = bearer(token_for(ALICE)) | {"Idempotency-Key": "k"}
+
+        first = client.post(tasks_url(ALICE), json=body, headers=headers)
+        again = client.post(tasks_url(ALICE), json=body, headers=headers)
+        other = client.post(tasks_url(ALICE), json=body | {"priority": "high"}, headers=headers)
+
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+        assert_problem(other, 422)
+        assert [row["priority"] for row in table(admin)] == [1]
+
+    def test_a_key_for_another_users_list_is_not_used_up(self, client, admin):
+        bobs = other_users_list(admin)
+        headers = bearer(token_for(ALICE)) | {"Idempotency-Key": "k"}
+
+        refused = client.post(tasks_url(ALICE), json={"title": "t", "list_id": bobs}, headers=headers)
+        created = client.post(tasks_url(ALICE), json={"title": "t"}, headers=headers)
+
+        assert_invalid(refused, "list_id")
+        assert created.status_code == 201
+        assert admin.execute("select count(*) from idempotency_keys").fetchone() == (1,)
