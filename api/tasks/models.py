@@ -1,5 +1,6 @@
 """The task model family: the table, what a client may send, and what it gets back."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -115,7 +116,7 @@ def _trimmed_tag(value: str) -> str:
 def _distinct_ignoring_case(tags: list[str]) -> list[str]:
     seen: set[str] = set()
     for tag in tags:
-        folded = tag.casefold()
+        folded = tag.lower()  # as PostgreSQL's lower(), which the tag filter and index use
         if folded in seen:
             raise ValueError(f"tag {tag!r} is given twice (tags are compared ignoring case)")
         seen.add(folded)
@@ -136,13 +137,19 @@ Tags = Annotated[list[Tag], PydanticField(max_length=TAGS_MAX), AfterValidator(_
 
 
 # An RFC 3339 date-time with an offset (a naive one is refused), kept in UTC.
-def _text_only(value: Any) -> Any:
-    if not isinstance(value, str | datetime):  # a number would be read as seconds since 1970
-        raise ValueError("must be an RFC 3339 date-time with an offset, as a string")
-    return value
+# RFC 3339's date-time: what the published schema says (format: date-time), and only that.
+# Pydantic alone would also take Unix seconds ("1700000000"), a missing second, an offset
+# without its colon or a space for the T.
+RFC_3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
-DueAt = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_in_utc_or_unrepresentable)]
+def _rfc_3339_only(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and RFC_3339.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:30:00+01:00")
+
+
+DueAt = Annotated[AwareDatetime, BeforeValidator(_rfc_3339_only), AfterValidator(_in_utc_or_unrepresentable)]
 ListId = Annotated[int, PydanticField(ge=1, le=BIGINT_MAX)]
 
 

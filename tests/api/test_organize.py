@@ -114,6 +114,10 @@ BAD_FIELDS = [  # (field, value)
     ("due_at", "2026-12-01T10:00:00"),  # no offset: which day it is depends on where you are
     ("due_at", "2026-12-01"),
     ("due_at", 1764547200),
+    ("due_at", "1764547200"),  # pydantic alone reads these as Unix seconds, or leniently
+    ("due_at", "2026-12-01T10:00Z"),
+    ("due_at", "2026-12-01T10:00:00+0100"),
+    ("due_at", "2026-12-01 10:00:00Z"),
     ("due_at", "9999-12-31T23:59:59-23:59"),  # past the end of what PostgreSQL stores
     ("priority", "urgent"),
     ("priority", "HIGH"),
