@@ -100,3 +100,32 @@ def next_page_link(request: Request, cursor: str) -> str:
     from the client's own query, never from the `Host` header, which anyone can set."""
     query = request.url.include_query_params(cursor=cursor).query
     return f"{quote(request.scope['path'])}?{query}"
+
+
+def page_headers(request: Request, cursor: str | None) -> dict[str, str]:
+    """`Link: <next page>; rel="next"` when there is a next page, else nothing."""
+    return {} if cursor is None else {"Link": f'<{next_page_link(request, cursor)}>; rel="next"'}
+
+
+def page_answer(things: str) -> dict[str, Any]:
+    """The documented 200 of a route that lists `things`, a page at a time."""
+    return {
+        "description": f'A page of {things}; `Link: <...>; rel="next"` when more exist.',
+        "headers": {"Link": documented_header("RFC 8288 link to the next page")},
+    }
+
+
+def created_answer(thing: str, etag_header: dict[str, Any]) -> dict[str, Any]:
+    """The documented 201 of a create that takes an Idempotency-Key."""
+    return {
+        "description": "Created; or, for a repeated `Idempotency-Key`, the first answer replayed.",
+        "headers": {
+            "Location": documented_header(f"The new {thing}'s URL"),
+            **etag_header,
+            "Idempotent-Replayed": documented_header("`true` when this answer is a replay"),
+        },
+    }
+
+
+def created_headers(location: str, *, replayed: bool) -> dict[str, str]:
+    return {"Location": location} | ({"Idempotent-Replayed": "true"} if replayed else {})

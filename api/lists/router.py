@@ -17,8 +17,11 @@ from api.common.http import (
     JSON_BODY,
     IdempotencyKey,
     IfMatch,
+    created_answer,
+    created_headers,
     if_match_tags,
-    next_page_link,
+    page_answer,
+    page_headers,
     plain_digits,
 )
 from api.common.representation import TaskList, list_json, lists_json
@@ -99,19 +102,12 @@ def _list_response(task_list: TaskList, *, status_code: int = 200, headers: dict
     summary="List the caller's lists",
     description="Oldest first, each with how many tasks it holds and how many of them are open.",
     response_model=list[ListRead],
-    responses={
-        200: {
-            "description": 'A page of lists; `Link: <...>; rel="next"` when more exist.',
-            "headers": {"Link": documented_header("RFC 8288 link to the next page")},
-        }
-    },
+    responses={200: page_answer("lists")},
 )
 async def list_lists(tx: Transaction, request: Request, query: Annotated[ListsQuery, Query()]) -> Response:
     page = await service.list_lists(tx, limit=query.limit, after_id=query.cursor)
-    headers = {}
-    if page.next_after is not None:
-        headers["Link"] = f'<{next_page_link(request, encode_cursor(page.next_after))}>; rel="next"'
-    return Response(lists_json(page.lists), headers=headers, media_type=JSON)
+    cursor = encode_cursor(page.next_after) if page.next_after is not None else None
+    return Response(lists_json(page.lists), headers=page_headers(request, cursor), media_type=JSON)
 
 
 @router.post(
@@ -121,14 +117,7 @@ async def list_lists(tx: Transaction, request: Request, query: Annotated[ListsQu
     status_code=status.HTTP_201_CREATED,
     response_model=ListRead,
     responses={
-        201: {
-            "description": "Created; or, for a repeated `Idempotency-Key`, the first answer replayed.",
-            "headers": {
-                "Location": documented_header("The new list's URL"),
-                **ETAG_HEADER,
-                "Idempotent-Replayed": documented_header("`true` when this answer is a replay"),
-            },
-        },
+        201: created_answer("list", ETAG_HEADER),
         **NAME_TAKEN_OR_IN_PROGRESS,
         **JSON_BODY,
     },
@@ -141,7 +130,7 @@ async def create_list(tx: Transaction, data: ListWrite, idempotency_key: Idempot
         ttl = tx.settings.idempotency_key_ttl_seconds
         task_list, replayed = await service.create_list_once(tx, key=idempotency_key, data=data, ttl_seconds=ttl)
     location = f"/api/{quote(task_list['user_id'], safe='')}/lists/{task_list['id']}"
-    headers = {"Location": location} | ({"Idempotent-Replayed": "true"} if replayed else {})
+    headers = created_headers(location, replayed=replayed)
     return _list_response(task_list, status_code=status.HTTP_201_CREATED, headers=headers)
 
 

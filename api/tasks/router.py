@@ -15,8 +15,11 @@ from api.common.http import (
     IdempotencyKey,
     IfMatch,
     IfNoneMatch,
+    created_answer,
+    created_headers,
     if_match_tags,
-    next_page_link,
+    page_answer,
+    page_headers,
     plain_digits,
 )
 from api.common.representation import Task, task_json, tasks_json
@@ -54,19 +57,12 @@ def _task_location(task: Task) -> str:
     operation_id="listTasks",
     summary="List the caller's tasks",
     response_model=list[TaskRead],
-    responses={
-        200: {
-            "description": 'A page of tasks; `Link: <...>; rel="next"` when more exist.',
-            "headers": {"Link": documented_header("RFC 8288 link to the next page")},
-        }
-    },
+    responses={200: page_answer("tasks")},
 )
 async def list_tasks(tx: Transaction, request: Request, query: Annotated[ListQuery, Query()]) -> Response:
     page = await service.list_tasks(tx, query=query, search_timeout_ms=tx.settings.db_search_timeout_ms)
-    headers = {}
-    if page.next_cursor is not None:
-        headers["Link"] = f'<{next_page_link(request, page.next_cursor.encode())}>; rel="next"'
-    return Response(tasks_json(page.tasks), headers=headers, media_type=JSON)
+    cursor = page.next_cursor.encode() if page.next_cursor is not None else None
+    return Response(tasks_json(page.tasks), headers=page_headers(request, cursor), media_type=JSON)
 
 
 @router.post(
@@ -76,14 +72,7 @@ async def list_tasks(tx: Transaction, request: Request, query: Annotated[ListQue
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
     responses={
-        201: {
-            "description": "Created; or, for a repeated `Idempotency-Key`, the first answer replayed.",
-            "headers": {
-                "Location": documented_header("The new task's URL"),
-                **ETAG_HEADER,
-                "Idempotent-Replayed": documented_header("`true` when this answer is a replay"),
-            },
-        },
+        201: created_answer("task", ETAG_HEADER),
         409: documented_problem("A request with this `Idempotency-Key` is still in progress; retry shortly"),
         **JSON_BODY,
     },
@@ -95,7 +84,7 @@ async def create_task(tx: Transaction, data: TaskCreate, idempotency_key: Idempo
     else:
         ttl = tx.settings.idempotency_key_ttl_seconds
         task, replayed = await service.create_task_once(tx, key=idempotency_key, data=data, ttl_seconds=ttl)
-    headers = {"Location": _task_location(task)} | ({"Idempotent-Replayed": "true"} if replayed else {})
+    headers = created_headers(_task_location(task), replayed=replayed)
     return _task_response(task, status_code=status.HTTP_201_CREATED, headers=headers)
 
 

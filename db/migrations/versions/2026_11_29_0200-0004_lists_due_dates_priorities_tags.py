@@ -71,34 +71,26 @@ triggers = [
 ]
 
 
+# What each command's policy says: only the caller's rows, and never one written for another.
+OWNER_CLAUSES = {
+    "select": f"using ({OWNER_CHECK})",
+    "insert": f"with check ({OWNER_CHECK})",
+    "update": f"using ({OWNER_CHECK}) with check ({OWNER_CHECK})",
+    "delete": f"using ({OWNER_CHECK})",
+}
+
+
 def owner_policies(table: str) -> list[PGPolicy]:
     """The four policies every table of user data has, one per command."""
     name = table.removeprefix("public.")
     return [
         PGPolicy(
             schema="public",
-            signature=f"{name}_select_own",
+            signature=f"{name}_{command}_own",
             on_entity=table,
-            definition=f"as permissive for select to app_user using ({OWNER_CHECK})",
-        ),
-        PGPolicy(
-            schema="public",
-            signature=f"{name}_insert_own",
-            on_entity=table,
-            definition=f"as permissive for insert to app_user with check ({OWNER_CHECK})",
-        ),
-        PGPolicy(
-            schema="public",
-            signature=f"{name}_update_own",
-            on_entity=table,
-            definition=f"as permissive for update to app_user using ({OWNER_CHECK}) with check ({OWNER_CHECK})",
-        ),
-        PGPolicy(
-            schema="public",
-            signature=f"{name}_delete_own",
-            on_entity=table,
-            definition=f"as permissive for delete to app_user using ({OWNER_CHECK})",
-        ),
+            definition=f"as permissive for {command} to app_user {clause}",
+        )
+        for command, clause in OWNER_CLAUSES.items()
     ]
 
 
