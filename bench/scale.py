@@ -2,14 +2,20 @@
 
 Seeds 1,000,000 tasks across 10,000 users (one user holding 100,000, in 50 lists and none)
 with generate_series: lists, due dates (none, past or future), priorities and tags (a few per
-task from a vocabulary, in mixed case). Then, for that user, with the service's own statements:
+task from a vocabulary, in mixed case), and task_tags, the tag index the triggers keep. Then,
+for that user, with the service's own statements:
 - every sort, page 1 vs a middle page vs page 1,000 of a keyset walk (should cost the same);
-- the filters: a tag (common, rare, absent, two of them), overdue, a list, no list, a priority;
+- the filters: a tag (common, 1 in 16, rare, absent, two of them), overdue, a list, no list, a
+  priority; each tag filter's page checked against the tasks' own tags, and its plan checked
+  for task_tags_pkey as an index condition;
 - GET /lists with its counts, the user's 50 lists on one page;
 each with its plan (EXPLAIN (ANALYZE, BUFFERS), summarised) and the same statement run by a
 role that bypasses RLS (what the policy costs, and whether it changes the plan); then
+- what the tag triggers add to a write: inserting a task with 3 tags vs none, updating it with
+  and without changing its tags, deleting it (as app_user, each in a transaction rolled back);
 - substring searches (`q`) over that user's tasks, and the worst case a user can construct
-  (long tasks, a pathological pattern), with and without the search budget (DB_SEARCH_TIMEOUT_MS).
+  (long tasks, a pathological pattern), with and without the search budget (DB_SEARCH_TIMEOUT_MS);
+- the worst tag filters a user can construct (tags each on most of their tasks, together on none).
 
     python -m bench.scale [--tasks 1000000] [--users 10000] [--heavy 100000] [--out docs/scale.md]
 """
@@ -27,14 +33,15 @@ from typing import Any
 
 import psycopg
 
+from api.common.writes import guarded_delete, version_params
 from api.database.session import IDENTITY_SQL, Statement, identity
 from api.lists.service import _page_statement  # GET /lists' own statement
 from api.ops import migrations
 from api.ops.embedded import start_server
-from api.tasks.models import Priority, TaskSort
+from api.tasks.models import TASKS, Priority, TaskCreate, TaskSort, TaskUpdate
 from api.tasks.pagination import Cursor
 from api.tasks.queries import NO_LIST, ListQuery
-from api.tasks.service import list_statement
+from api.tasks.service import _CREATE, _stored_values, _update_statement, list_statement  # the service's own writes
 
 HEAVY_USER = "heavy"
 HEAVY_LISTS = 50
@@ -72,7 +79,8 @@ def seed(conn: psycopg.Connection, *, tasks: int, users: int, heavy: int) -> flo
     )
     conn.execute("select setval(pg_get_serial_sequence('lists', 'id'), max(id)) from lists")
     # hashint4extended(g, seed): independent pseudo-random draws, the same on every run.
-    conn.execute(
+    insert_tasks(
+        conn,
         """
         with numbered as (
           select g, g <= %(heavy)s as heavy, g %% (%(users)s - 1) as k, g %% 3 = 0 as done,
@@ -107,8 +115,26 @@ def seed(conn: psycopg.Connection, *, tasks: int, users: int, heavy: int) -> flo
         | {"base": LIST_ID_BASE, "other_lists": OTHER_LISTS}
         | {"common": list(COMMON_TAG), "vocabulary": list(VOCABULARY), "rare": RARE_TAG},
     )
-    conn.execute("vacuum analyze lists, tasks")
+    conn.execute("vacuum analyze lists, tasks, task_tags")
     return time.perf_counter() - started
+
+
+def insert_tasks(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> None:
+    """Insert tasks in bulk, then their task_tags rows in one statement, as the trigger would
+    write them (db/functions/app.sync_task_tags.sql). The trigger is off meanwhile: a function
+    call and an insert per task made the load a third slower (measured at 200,000 tasks)."""
+    [[last_id]] = conn.execute("select coalesce(max(id), 0) from tasks").fetchall()
+    conn.execute("alter table tasks disable trigger tasks_tags_inserted")
+    try:
+        conn.execute(sql, params)
+    finally:
+        conn.execute("alter table tasks enable trigger tasks_tags_inserted")
+    # In task order, as the trigger writes them, so the index grows (and splits) as it would.
+    conn.execute(
+        "insert into task_tags (user_id, tag_key, task_id)"
+        " select distinct user_id, lower(tag), id from tasks, unnest(tags) tag where id > %s order by id",
+        (last_id,),
+    )
 
 
 def list_sql(**fields: Any) -> str:
@@ -165,6 +191,7 @@ def measure(conn: psycopg.Connection, sql: str) -> dict:
         "buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
         "scans": scans(rls[-1]),
         "bypass_scans": scans(bypassed[-1]),
+        "index_conds": index_conditions(rls[-1]),
         "plan": plan_lines(rls[-1]),
     }
 
@@ -212,6 +239,8 @@ def counted(node: dict) -> str:
     """Rows a node returned (and discarded by its filter), over all its loops."""
     loops = node.get("Actual Loops", 1)
     text = f"{round(node['Actual Rows'] * loops):,} rows"
+    if loops > 1 and node["Actual Rows"] == 0:  # a mean per loop, rounded: under 0.5 is shown as 0
+        text = "under 0.5 rows a loop"
     if loops > 1:
         text += f" over {loops:,} loops"
     removed = round(node.get("Rows Removed by Filter", 0) * loops)
@@ -225,6 +254,11 @@ def scans(plan: dict) -> list[str]:
         for _, node in nodes(plan)
         if ("Scan" in node["Node Type"] and node["Node Type"] != "Subquery Scan") or node["Node Type"] == "Sort"
     ]
+
+
+def index_conditions(plan: dict) -> list[str]:
+    """Each index the plan reads and the condition it reads it by."""
+    return [f"{node['Index Name']}: {node['Index Cond']}" for _, node in nodes(plan) if "Index Cond" in node]
 
 
 DETAILS = ("Index Cond", "Recheck Cond", "Filter", "Sort Key")
@@ -277,29 +311,130 @@ def sort_report(conn: psycopg.Connection, pages: tuple[int, ...]) -> dict:
 
 
 LOWER_TAGS = "array(select lower(tag) from unnest(tags) tag)"
-# Each filter, and the heavy user's tasks it matches, written independently of the service.
+# Each filter, and the heavy user's tasks it matches, written independently of the service
+# (for tags: from tasks.tags, not task_tags).
 FILTERS: dict[str, tuple[dict[str, Any], str]] = {
     "tag, common (work)": ({"tag": ["work"]}, f"{LOWER_TAGS} @> array['work']"),
     "tag, one in 16 (Garden)": ({"tag": ["Garden"]}, f"{LOWER_TAGS} @> array['garden']"),
     "tag, rare (tax-2026)": ({"tag": ["tax-2026"]}, f"{LOWER_TAGS} @> array['tax-2026']"),
     "tag, in no task (milk)": ({"tag": ["milk"]}, f"{LOWER_TAGS} @> array['milk']"),
-    "tags, two (work and garden)": ({"tag": ["work", "garden"]}, f"{LOWER_TAGS} @> array['work', 'garden']"),
+    "tags, rare and common (Tax-2026, work)": (
+        {"tag": ["Tax-2026", "work"]},
+        f"{LOWER_TAGS} @> array['tax-2026', 'work']",
+    ),
+    "tags, two common (work, garden)": ({"tag": ["work", "garden"]}, f"{LOWER_TAGS} @> array['work', 'garden']"),
     "overdue=true": ({"overdue": True}, "due_at < now() and not completed"),
     "overdue=false": ({"overdue": False}, "due_at is null or due_at >= now() or completed"),
     "list_id=1 (one of 50)": ({"list_id": 1}, "list_id = 1"),
     "list_id=none": ({"list_id": NO_LIST}, "list_id is null"),
     "priority=high": ({"priority": [Priority.high]}, "priority = 3"),
 }
+TAG_INDEX = "task_tags_pkey"
 
 
 def filter_report(conn: psycopg.Connection) -> dict:
     report = {}
     for name, (fields, matching) in FILTERS.items():
+        check_filter(conn, fields, matching)
         report[name] = measure(conn, list_sql(**fields))
         [[report[name]["matching"]]] = conn.execute(
             f"select count(*) from tasks where user_id = %s and ({matching})", (HEAVY_USER,)
         ).fetchall()
     return report
+
+
+def check_filter(conn: psycopg.Connection, fields: dict[str, Any], matching: str) -> None:
+    """The service's first page under RLS is the first page of the tasks matching, newest first."""
+    with conn.transaction(force_rollback=True):
+        as_heavy_user(conn)
+        page = [row[0] for row in conn.execute(list_sql(**fields))]
+    expected = conn.execute(
+        f"select id from tasks where user_id = %s and ({matching}) order by created_at desc, id desc limit %s",
+        (HEAVY_USER, PAGE_SIZE + 1),
+    ).fetchall()
+    assert page == [row[0] for row in expected], (fields, page[:3], expected[:3])
+
+
+WRITE_RUNS = 300
+WRITE_TAGS = ["work", "Garden", "milk"]  # "milk" is in no seeded task: never a task's tags already
+TAG_TRIGGERS = ("tasks_tags_inserted", "tasks_tags_updated")
+TAG_KEY = "task_tags_task_id_fkey"  # its cascade deletes a task's rows in task_tags
+
+
+def tag_trigger(trigger: dict) -> bool:
+    return trigger["Trigger Name"] in TAG_TRIGGERS or trigger.get("Constraint Name") == TAG_KEY
+
+
+def write_statements(conn: psycopg.Connection) -> dict[str, str]:
+    """The service's own writes, for the heavy user: a task created without tags and with 3; one
+    of their tasks holding 3 tags updated (PUT: the title always sent) without its tags (the
+    trigger does not fire), with the same tags (its condition is false) and with 3 others (3
+    rows deleted, 3 inserted); and a task deleted without tags and with 3 (3 rows cascaded)."""
+    [[tagged, title, tags]] = conn.execute(
+        "select id, title, tags from tasks where user_id = %s and cardinality(tags) = 3 order by id limit 1",
+        (HEAVY_USER,),
+    ).fetchall()
+    [[untagged]] = conn.execute(
+        "select min(id) from tasks where user_id = %s and cardinality(tags) = 0", (HEAVY_USER,)
+    ).fetchall()
+
+    def create(tags: list[str]) -> Statement:
+        return _CREATE.bind(**_stored_values(TaskCreate(title="written", tags=tags)))
+
+    def update(**fields: Any) -> Statement:
+        changes = _stored_values(TaskUpdate(title=title, **fields), only_sent=True)
+        statement = _update_statement(frozenset(changes), toggle=False, guarded=False)
+        return statement.bind(**changes, **version_params(tagged, None))
+
+    def delete(task_id: int) -> Statement:
+        return guarded_delete(TASKS, guarded=False).bind(**version_params(task_id, None))
+
+    statements = {
+        "insert, no tags": create([]),
+        "insert, 3 tags": create(WRITE_TAGS),
+        "update, tags not sent": update(),
+        "update, the same 3 tags": update(tags=tags),
+        "update, 3 other tags": update(tags=WRITE_TAGS),
+        "delete, no tags": delete(untagged),
+        "delete, 3 tags": delete(tagged),
+    }
+    return {name: bound(statement) for name, statement in statements.items()}
+
+
+def check_tags_written(conn: psycopg.Connection, statements: dict[str, str]) -> None:
+    """The trigger writes what the seed wrote for tasks: the distinct tags in lower case."""
+    for name in ("insert, 3 tags", "update, 3 other tags"):
+        with conn.transaction(force_rollback=True):
+            as_heavy_user(conn)
+            [[task_id]] = conn.execute(f"with written as ({statements[name]}) select id from written").fetchall()
+            keys = conn.execute("select tag_key from task_tags where task_id = %s order by 1", (task_id,)).fetchall()
+        assert [key for [key] in keys] == sorted(tag.lower() for tag in WRITE_TAGS), (name, keys)
+
+
+def write_report(conn: psycopg.Connection) -> dict:
+    """Median server execution time (EXPLAIN ANALYZE: the statement and its triggers), the tag
+    trigger's share of it, and wall time as the API runs it, as app_user, each run rolled back;
+    the cases alternating so that drift on a busy machine hits all of them."""
+    statements = write_statements(conn)
+    check_tags_written(conn, statements)
+    runs: dict[str, dict[str, list[float]]] = {name: {"ms": [], "trigger_ms": [], "wall_ms": []} for name in statements}
+    for _ in range(WRITE_RUNS):
+        for name, sql in statements.items():
+            with conn.transaction(force_rollback=True):
+                as_heavy_user(conn)
+                [[result]] = conn.execute(f"explain (analyze, format json) {sql}").fetchall()
+            runs[name]["ms"].append(result[0]["Execution Time"])
+            triggers = result[0].get("Triggers", [])
+            runs[name]["trigger_ms"].append(sum(trigger["Time"] for trigger in triggers if tag_trigger(trigger)))
+            with conn.transaction(force_rollback=True):
+                as_heavy_user(conn)
+                started = time.perf_counter()
+                conn.execute(sql).fetchall()
+                runs[name]["wall_ms"].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {measure: round(statistics.median(values), 3) for measure, values in times.items()} | {"runs": WRITE_RUNS}
+        for name, times in runs.items()
+    }
 
 
 SEARCH_RUNS = 20
@@ -350,6 +485,44 @@ def search_report(conn: psycopg.Connection) -> dict:
     return report
 
 
+TAGGER, TAGGER_TASKS = "tagger", 100_000
+TAGGER_WORDS = [f"t{n:02d}" for n in range(20)]  # each task: all but one, and "left" or "right" (20 tags, the most)
+TAG_WORST_RUNS = 3
+TAG_WORST = {
+    "20 tags, each on 95% of the tasks, together on none": TAGGER_WORDS,
+    "2 tags, each on half of the tasks, together on none": ["left", "right"],
+}
+
+
+def tag_worst_report(conn: psycopg.Connection) -> dict:
+    """The worst tag filters a user can build for themselves: tags each on most of their tasks,
+    together on none. Median wall time as app_user, planning included (no budget applies)."""
+    insert_tasks(
+        conn,
+        """
+        insert into tasks (user_id, title, tags)
+        select %(user)s, 'task ' || g,
+               array(select word from unnest(%(words)s::text[]) with ordinality w(word, n) where n - 1 <> g %% 20)
+               || case when g %% 2 = 0 then 'left' else 'right' end
+          from generate_series(1, %(tasks)s) g
+        """,
+        {"user": TAGGER, "words": TAGGER_WORDS, "tasks": TAGGER_TASKS},
+    )
+    conn.execute("vacuum analyze tasks, task_tags")
+    report = {}
+    for name, tags in TAG_WORST.items():
+        sql = bound(list_statement(ListQuery(tag=tags, limit=PAGE_SIZE), TAGGER))
+        times = []
+        for _ in range(TAG_WORST_RUNS):
+            with conn.transaction(force_rollback=True):
+                conn.execute(IDENTITY_SQL, identity(TAGGER, statement_timeout_ms=0, lock_timeout_ms=0))
+                started = time.perf_counter()
+                assert conn.execute(sql).fetchall() == []
+                times.append((time.perf_counter() - started) * 1000)
+        report[name] = round(statistics.median(times), 1)
+    return report
+
+
 def machine(conn: psycopg.Connection) -> dict:
     model = next(
         (
@@ -386,6 +559,9 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             before = machine(conn)
             seconds = seed(conn, tasks=args.tasks, users=args.users, heavy=args.heavy)
+            [[tag_rows, heavy_tag_rows]] = conn.execute(
+                "select count(*), count(*) filter (where user_id = %s) from task_tags", (HEAVY_USER,)
+            ).fetchall()
             sorts = sort_report(conn, pages)
             filters = filter_report(conn)
             lists = measure(conn, lists_page_sql())
@@ -394,10 +570,13 @@ def main() -> None:
                 for name, sql in (
                     ("page 1, -created", list_sql()),
                     ("tag, rare (tax-2026)", list_sql(**FILTERS["tag, rare (tax-2026)"][0])),
+                    ("tags, two common (work, garden)", list_sql(**FILTERS["tags, two common (work, garden)"][0])),
                     ("GET /lists, 50 lists with counts", lists_page_sql()),
                 )
             }
+            writes = write_report(conn)
             searches = search_report(conn)
+            tag_worst = tag_worst_report(conn)
             after = machine(conn)
         report = {
             "machine": before | {"load_average_after": after["load_average"]},
@@ -405,6 +584,8 @@ def main() -> None:
             "users": args.users,
             "heavy_user_tasks": args.heavy,
             "seed_seconds": round(seconds, 1),
+            "task_tags_rows": tag_rows,
+            "heavy_user_tag_rows": heavy_tag_rows,
             "pages": pages,
             "sorts": sorts,
             "filters": filters,
@@ -413,7 +594,9 @@ def main() -> None:
                 name: {"ms": round(rls, 3), "without_rls_ms": round(bypassed, 3)}
                 for name, (rls, bypassed) in latencies.items()
             },
+            "writes": writes,
             "searches": searches,
+            "tag_worst": tag_worst,
         }
     finally:
         server.cleanup()
@@ -464,15 +647,60 @@ def slow_rows(report: dict) -> str:
         for name, case in cases.items()
         if case["ms"] > SLOW_MS
     ]
+    slow += [
+        f"- {name}: {ms(row['ms'])} ms (execution)" for name, row in report["writes"].items() if row["ms"] > SLOW_MS
+    ]
+    slow += [f"- tag filter, {name}: {ms(wall)} ms (wall time)" for name, wall in report["tag_worst"].items()]
     return "\n".join(slow) or "- none"
 
 
-def tag_index_unused(filters: dict) -> bool:
-    """Under RLS the tag filter is no index condition (the GIN index is used only when bypassed)."""
-    return any(
-        "tasks_tag_keys_idx" not in " ".join(case["scans"]) and "tasks_tag_keys_idx" in " ".join(case["bypass_scans"])
-        for name, case in filters.items()
-        if name.startswith("tag")
+def tag_filters(filters: dict) -> dict:
+    return {name: case for name, case in filters.items() if name.startswith("tag")}
+
+
+def tag_conditions(case: dict) -> list[str]:
+    """The conditions on task_tags_pkey under RLS that name a tag."""
+    prefix = f"{TAG_INDEX}: "
+    return [cond.removeprefix(prefix) for cond in case["index_conds"] if cond.startswith(prefix) and "tag_key" in cond]
+
+
+def tag_rows(filters: dict) -> str:
+    rows = []
+    for name, case in tag_filters(filters).items():
+        conditions = "<br>".join(f"`{cond}`" for cond in tag_conditions(case)) or "**none**"
+        same = "same plan" if case["bypass_scans"] == case["scans"] else "another plan"
+        before = BEFORE_TAGS.get(name)
+        cells = [name, f"{case['matching']:,}", conditions, timing(case), f"{ms(case['bypass_ms'])}, {same}"]
+        cells.append(f"{ms(before[0])} ({ms(before[1])} bypassed)" if before else "not measured")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def tags_by_index(filters: dict) -> str:
+    """Whether, under RLS, every tag filter reads task_tags_pkey by the owner and the tag."""
+    missing = [name for name, case in tag_filters(filters).items() if not every_tag_indexed(name, case)]
+    if missing:
+        return f"**Not every tag is an index condition under RLS**: {', '.join(missing)} (see the plans)."
+    same = all(case["bypass_scans"] == case["scans"] for case in tag_filters(filters).values())
+    return (
+        f"Under RLS every tag asked for is an index condition on {TAG_INDEX}, `user_id` and `tag_key`\n"
+        "(and, where a task is probed, `task_id`): text and bigint equality are leakproof, so row-level\n"
+        "security lets them into the index scan. With RLS bypassed the plans are "
+        + ("the same." if same else 'not all the same (the column "RLS bypassed").')
+    )
+
+
+def every_tag_indexed(name: str, case: dict) -> bool:
+    """Each tag of the filter is in a condition on task_tags_pkey, as its key (lower case)."""
+    fields, _ = FILTERS[name]
+    conditions = " ".join(tag_conditions(case))
+    return all(f"(tag_key = '{tag.lower()}'::text)" in conditions for tag in fields["tag"])
+
+
+def write_rows(writes: dict) -> str:
+    return "\n".join(
+        f"| {name} | {ms(row['ms'])} | {ms(row['trigger_ms'])} | {ms(row['wall_ms'])} | {row['runs']} |"
+        for name, row in writes.items()
     )
 
 
@@ -491,59 +719,97 @@ def search_rows(searches: dict) -> str:
     return "\n".join(f"| {label} | `{row['q']}` | {row['ms']} |" for label, row in searches.items() if "ms" in row)
 
 
-# Why each slow case is slow, and the fix proposed. The fixes were measured by hand on the
-# database this script seeds, at the default scale, each run alternately with the current
-# statement (medians of 15 to 41 runs of each; the machine's noise applies).
-TAG_CAUSE = """\
-**The tag filter does not use its GIN index under RLS.** PostgreSQL applies a user's
-conditions only after the policy's unless their operators are LEAKPROOF, and neither `@>`
-(`arraycontains`) nor `app.tag_keys` is (only a superuser can mark a function leakproof; the
-migration role on Neon is not one). So for app_user `app.tag_keys(user_id, tags) @> ...` is a
-filter, evaluated row by row (`app.tag_keys` is a SQL function, not inlined: 3 to 9 µs a row
-in all, depending on the machine's load). The planner walks the user's tasks newest first and
-stops after a page of matches: fast for a tag on 30% of them, 1,800 rows for one on 6%, and
-every one of the user's tasks for a rare tag, a tag in no task or two tags together. With RLS
-bypassed the same statement is a Bitmap Index Scan on tasks_tag_keys_idx (the "bypassed"
-column). The cost is bounded by the user's own task count, like a substring search's, but it
-is not fast, and unlike `q` a tag filter is not under the search budget (DB_SEARCH_TIMEOUT_MS).
+def tag_worst_rows(tag_worst: dict) -> str:
+    return "\n".join(f"| {name} | {ms(wall)} |" for name, wall in tag_worst.items())
 
-Proposed fix: keep the tags' keys in a table of their own, `task_tags (user_id, tag_key,
-task_id)`, primary key in that order, RLS forced with the same policy, written with the task;
-filter with one semi-join per tag, `id in (select task_id from task_tags where user_id =
-:owner and tag_key = lower(:tag))`. Equality on text and bigint is leakproof, so these are
-index conditions under RLS. Measured by hand (fixed vs current): a rare tag 0.49 vs 311 ms, a
-tag in no task 0.05 vs 319, two tags 9.6 vs 409, a common tag 0.93 vs 1.25; but a tag on 6%
-of the tasks 18 to 33 vs 8: the planner joins all 6,236 of them (hashing the user's 100,000
-tasks, or looking each up by id), then sorts them, where the filter stops after 1,800 rows."""
 
-DUE_CAUSE = """\
-**The undated branch of the due sorts can read the whole table.** It is ordered by `id` alone,
-so the planner reads it through `tasks_pkey`, in id order, filtering on `user_id` and `due_at
-IS NULL`, expecting the user's undated tasks to be spread evenly through the table. This user's
-tasks are the first 100,000 ids (as after an import): `-due` reads every other user's task
-before reaching them, and the last page of `due`, which has fewer rows than the limit, reads on
-past them to the end of the table. With a user's tasks interleaved with others', a full page
-would read about (all tasks / the user's undated tasks) rows per row it returns (not
-measured). A partial index on `(user_id, id) where due_at is null` does not help: the planner
-still prefers the primary key, whose rows are in id order on disk and so cost less to fetch.
+# The tag filters as the previous run of this script measured them (commit b72a68b), when tags
+# were found through a GIN index on app.tag_keys(user_id, tags), never used under RLS: (ms
+# under RLS, ms bypassed).
+BEFORE_TAGS = {
+    "tag, common (work)": (1.387, 1.450),
+    "tag, one in 16 (Garden)": (8.899, 10.7),
+    "tag, rare (tax-2026)": (328.3, 0.253),
+    "tag, in no task (milk)": (443.5, 0.035),
+    "tags, two common (work, garden)": (424.0, 3.966),
+}
 
-Proposed fix, with no new index: order the undated branch by `due_at, id` (`due_at desc, id
-desc` for `-due`) instead of `id`, the same order since `due_at` is null throughout. The
-(user_id, due_at, id) index gives that order, with `due_at IS NULL` (and the cursor's `id`) as
-index conditions, and the scan stops after one page. Measured by hand (fixed vs current; the
-same rows come back): `due` page 1,000 0.12 vs 178 ms, `-due` page 1 0.28 vs 128, page 500
-0.36 vs 154."""
+# Measured by hand on the database this script seeds, at the default scale: tags only the user
+# measured has, written into task_tags for 1 task in N of theirs (medians of 21 runs, one seed each).
+OWN_TAGS = """\
+Which plan the planner takes rests on its estimate of the user's entries of a tag: the tag's
+share of all of task_tags times the user's share, right for the vocabulary shared by every user
+here, too low for a tag only this user has (as most users' tags are). Measured by hand, with
+such a tag on 1 task in N of this user's, N = 8, 16, 25, 50, 100, 200: 22.8, 17.5, 8.7, 5.9,
+3.3 and 1.7 ms, every one reading the tag's entries (12,500 of them for N = 8) where walking the
+tasks would stop after 8 x 101 (in another seed, with other tags beside it, N = 8 was walked:
+1.8 ms; the choice moves with ANALYZE's sample). Extended statistics on the pair, `create
+statistics task_tags_user_id_tag_key_stats (mcv) on user_id, tag_key from task_tags`, give the
+planner the pairs of the users with the most entries, the ones for whom it matters: then 2.8
+ms for N = 8, 5.6 for 16, 12.6 for 50 (walked, where reading the entries took 5.9) and 4.5 for
+100; the shared tags' plans do not change. Two such tags on 1 in 8 and 1 in 16, every task of
+the second carrying the first: 27 ms, both tags' entries read. So a single tag costs at most
+where the two plans cross, about 6 to 13 ms for 100,000 tasks with the statistics, and more
+without them, growing with the tag's entries."""
+
+# Why each remaining slow case is slow, and the fix proposed. The fixes were measured by hand
+# on the database this script seeds, at the default scale (the machine's noise applies).
+WRITE_CAUSE = """\
+**Deleting a task, and changing its tags, read every task_tags row of its owner.** task_tags
+has one index, its primary key `(user_id, tag_key, task_id)`; a task's rows are found by
+`(user_id, task_id)`, which leaves only `user_id` as an index condition. Both the cascade of
+`task_tags_task_id_fkey` (`delete from task_tags where task_id = $1 and user_id = $2`, run for
+every task deleted, tagged or not) and the trigger's `delete ... where task_id = old.id and
+user_id = old.user_id` (every change of tags) scan all of the owner's entries: here
+{rows:,}, for about {per_delete} ms a write, growing with the owner's tags; deleting all of a
+user's tasks would take time quadratic in their number. Inserts and other updates are not
+affected.
+
+Proposed fix: an index on `task_tags (task_id)` (a task id names one owner; `(user_id,
+task_id)` serves as well), in migration 0004, with the statistics above. Measured by hand
+(with it vs without, 150 runs of each): deleting a task 0.055 vs 9.4 ms, changing its tags 0.36
+vs 9.8 ms; inserting a task with 3 tags 0.28 vs 0.31 ms (the extra index's cost is lost in the
+noise); the tag filters' plans do not change."""
+
+TWO_TAGS_CAUSE = """\
+**Two common tags together read both tags' entries.** For `work` and `garden` the planner
+reads the user's entries of each tag in task_tags ({work:,} and {garden:,}), joins them by task, fetches
+the {both:,} tasks carrying both and sorts them for the page; {ms_two} ms against {ms_before} ms
+when the tasks' tags were filtered row by row, but the cost grows with the entries of the tags
+asked for. A single common tag does not: the planner walks the user's tasks newest first and
+probes task_tags for each, stopping after a page."""
+
+SINGLE_TAG_CAUSE = """\
+**A single tag on about 1 in 16 to 1 in 50 of the user's tasks costs the most**: there walking
+the user's tasks newest first (for `garden`, about 16 of them for each task of the page) and
+reading the tag's entries cost about the same. See "Tags, through task_tags" for the estimate
+behind the choice, and the statistics that keep it from going far wrong for a user's own tags."""
+
+
+TAG_WORST_CAUSE = """\
+**A user can build tag filters that read all their tasks, several times over, with no budget.**
+A filter with up to 20 tags costs at most the entries of those tags among the user's own tasks,
+but a user who tags most of their tasks with each of them, and none with all, makes it read
+them all (the table above: {worst} ms for 20 tags; {halves} ms for 2). Unlike `q`, a tag filter
+is not under the search budget (DB_SEARCH_TIMEOUT_MS, 500 ms): only the statement timeout
+(DB_STATEMENT_TIMEOUT_MS, 5 s by default) bounds it.
+
+Proposed fix: give a list with a tag filter the search budget too, as a list with `q` has it
+(api/tasks/service.py `list_tasks`: `if query.q or query.tag`, and the 503's message naming
+the filter), so a crafted filter is cancelled like a crafted search; at most
+DB_CONNECTIONS_PER_USER (3) of them run at once."""
 
 LISTS_CAUSE = """\
-**GET /lists counts every task in the lists, on every request.** Each list's two counts are
-subqueries: task_count reads the list's entries in tasks_user_id_list_id_idx (an index-only
-scan), open_count reads them again and fetches each row for `completed`; for 50 lists of
-1,800 tasks that is 90,000 index entries and 90,000 rows. One lateral subquery per list
-computing both (`count(*)`, `count(*) filter (where not completed)`) reads them once: measured
-by hand, 15 to 24 ms vs 20 to 33 for the current statement; an index `(user_id, list_id)
-include (completed)`, to count without fetching rows, gave no consistent gain. Either way the
-cost is linear in the tasks listed (0.2 to 0.4 µs each); constant time would take counts kept
-on `lists` by the writes that change them (at the price of a row every such write updates)."""
+**GET /lists counts every task in the lists, on every request.** The counts come from one
+lateral pass per list over its entries in tasks_user_id_list_id_idx, fetching each row for
+`completed`: for 50 lists of 1,800 tasks, 90,000 index entries and 90,000 rows. The cost is
+linear in the tasks listed (about {per_task} µs each here). An index `(user_id, list_id)
+include (completed)` in place of tasks_user_id_list_id_idx lets the pass count from the index
+alone: measured by hand, 60 runs of each alternately, 18.7 ms (12.3-22.9) vs 25.3 (17.2-29.5),
+but that index is 39 MB against 11 MB (a btree with INCLUDE columns is not deduplicated), and
+the cost is still linear. Constant time would take counts kept on `lists` by the writes that
+change them (at the price of a row every such write updates, and a lock that serialises the
+writes to one list)."""
 
 
 def write_markdown(path: Path, report: dict) -> None:
@@ -551,14 +817,50 @@ def write_markdown(path: Path, report: dict) -> None:
     host, searches, pages = report["machine"], report["searches"], report["pages"]
     worst = searches["worst case"]
     first = report["sorts"]["-created page 1"]
-    lists = report["lists"]
-    slow_lists = lists["ms"] > SLOW_MS
-    slow_due = any(
-        case["ms"] > SLOW_MS and "tasks_pkey" in " ".join(case["scans"])
-        for name, case in report["sorts"].items()
-        if name.startswith(("due", "-due"))
+    lists, filters, writes, tag_worst = report["lists"], report["filters"], report["writes"], report["tag_worst"]
+    due = {name: case for name, case in report["sorts"].items() if name.startswith(("due", "-due"))}
+    due_fast = all(case["ms"] <= SLOW_MS for case in due.values())
+    two = filters["tags, two common (work, garden)"]
+    causes = []
+    if writes["delete, 3 tags"]["ms"] > SLOW_MS:
+        causes.append(
+            WRITE_CAUSE.format(rows=report["heavy_user_tag_rows"], per_delete=ms(writes["delete, no tags"]["ms"]))
+        )
+    if two["ms"] > SLOW_MS:
+        causes.append(
+            TWO_TAGS_CAUSE.format(
+                work=filters["tag, common (work)"]["matching"],
+                garden=filters["tag, one in 16 (Garden)"]["matching"],
+                both=two["matching"],
+                ms_two=ms(two["ms"]),
+                ms_before=ms(BEFORE_TAGS["tags, two common (work, garden)"][0]),
+            )
+        )
+    if filters["tag, one in 16 (Garden)"]["ms"] > SLOW_MS:
+        causes.append(SINGLE_TAG_CAUSE)
+    causes.append(TAG_WORST_CAUSE.format(worst=ms(max(tag_worst.values())), halves=ms(min(tag_worst.values()))))
+    if lists["ms"] > SLOW_MS:
+        per_task = round(lists["ms"] * 1000 / (report["heavy_user_tasks"] * 9 // 10), 2)  # 9 in 10 are listed
+        causes.append(LISTS_CAUSE.format(per_task=per_task))
+    insert_cost = writes["insert, 3 tags"]["ms"] - writes["insert, no tags"]["ms"]
+    write_note = (
+        "One that changes them, and every delete, tagged or not, is not fast: below."
+        if writes["delete, no tags"]["ms"] > SLOW_MS or writes["update, 3 other tags"]["ms"] > SLOW_MS
+        else "Changing the tags and deleting a task are fast too."
     )
-    causes = [TAG_CAUSE] * tag_index_unused(report["filters"]) + [DUE_CAUSE] * slow_due + [LISTS_CAUSE] * slow_lists
+    work, garden = filters["tag, common (work)"]["ms"], filters["tag, one in 16 (Garden)"]["ms"]
+    common_tags = (
+        f"`work` took {ms(work)} ms against {ms(BEFORE_TAGS['tag, common (work)'][0])} before,"
+        f" `garden` {ms(garden)} against {ms(BEFORE_TAGS['tag, one in 16 (Garden)'][0])}"
+    )
+    due_note = (
+        "They read the\nundated tasks through tasks_user_id_due_at_id_idx, `due_at IS NULL` an index condition,\n"
+        "ordered by `(due_at, id)`; before commit 24ff296 they were ordered by `id` and read through\n"
+        "tasks_pkey, past every other user's rows: 181 ms at page 1,000 of `due`, 151 and 190 ms at\n"
+        "pages 1 and 500 of `-due`."
+        if due_fast
+        else "**Some due sorts are not fast**: see below and the plans."
+    )
     path.write_text(
         f"""# Scale: the list queries under row-level security
 
@@ -570,7 +872,7 @@ Timings on such a machine are noisy: each is the median server execution time of
 {MIN_RUNS}; the number is in the last column), with the interquartile range, under RLS and with
 RLS bypassed (a superuser) alternately, so that drift hits both. Differences of a few
 hundredths of a millisecond are noise, and from one run of this script to the next the slow
-cases' medians moved by up to 2.5x (three runs at the default scale, load average 1 to 6).
+cases' medians moved by up to 2.5x (load average 1 to 6).
 
 {report["tasks"]:,} tasks across {report["users"]:,} users. The user measured holds
 {report["heavy_user_tasks"]:,}, the first {report["heavy_user_tasks"]:,} ids (as after an import),
@@ -578,10 +880,14 @@ cases' medians moved by up to 2.5x (three runs at the default scale, load averag
 {OTHER_LISTS} lists, holding half their tasks. 30% of tasks have no due date, the others are due
 within six weeks either side of now; priorities none to high (40/30/20/10%); tags: `work` in
 mixed case on 30%, one or two of {len(VOCABULARY)} words (in mixed case) on most, `{RARE_TAG}` on
-one task in 1,000. A third of the tasks are completed. Pages of {PAGE_SIZE}; every statement is
-the service's own (`list_statement`, and GET /lists' statement), values bound as the API binds
-them; deeper pages use the cursor the API issues after the task at that position (checked: the
-page starts with the next task). Seeding took {report["seed_seconds"]} s.
+one task in 1,000. A third of the tasks are completed. task_tags, the tags' index, holds
+{report["task_tags_rows"]:,} rows ({report["heavy_user_tag_rows"]:,} of the user measured), written
+after the tasks in one statement with what the trigger writes, in task order (the trigger off
+meanwhile: row by row it made the load a third slower). Pages of {PAGE_SIZE}; every statement is
+the service's own (`list_statement`, GET /lists' statement, the task writes), values bound as
+the API binds them; deeper pages use the cursor the API issues after the task at that position
+(checked: the page starts with the next task), and each filter's page is checked against a
+query of its own (for tags, on `tasks.tags`, not task_tags). Seeding took {report["seed_seconds"]} s.
 
 Execution times in ms. Bold: above {SLOW_MS:g} ms. "Plan" lists the scans and sorts of the
 plan under RLS with the rows they returned; "bypassed" adds the plan when it differs.
@@ -593,13 +899,38 @@ plan under RLS with the rows they returned; "bypassed" adds the plan when it dif
 {sort_rows(report["sorts"], pages)}
 
 For the due sorts, page {pages[2]:,} lies past every dated task (ascending and descending, the
-tasks without a due date come last), so it is the undated branch alone.
+tasks without a due date come last), so it is the undated branch alone. {due_note}
 
 ## Filters (newest first, page 1)
 
 | filter | matching tasks | plan under RLS | buffers | planning | execution (p25-p75) | RLS bypassed | runs |
 |---|---|---|---|---|---|---|---|
-{filter_rows(report["filters"])}
+{filter_rows(filters)}
+
+## Tags, through task_tags
+
+A tag filter is one semi-join per tag, `tasks.id in (select task_id from task_tags where
+user_id = :owner and tag_key = lower(:tag))`. Its conditions on {TAG_INDEX} under RLS, and the
+times against those of the previous run of this script (commit b72a68b), when tags were
+filtered through `app.tag_keys(user_id, tags) @> ...`, which under RLS was a filter on every
+row:
+
+| filter | matching tasks | {TAG_INDEX} conditions under RLS | execution (p25-p75) | RLS bypassed | before: under RLS |
+|---|---|---|---|---|---|
+{tag_rows(filters)}
+
+{tags_by_index(filters)}
+
+Two plans, chosen by the planner from the tags' frequencies. For a common tag it walks the
+user's tasks newest first and probes task_tags for each, `task_id` an index condition too,
+stopping after a page (the probes' "under 0.5 rows a loop": most tasks do not carry it).
+Here {common_tags}
+(at a smaller scale the planner hashes the user's tasks against the entries of `garden`
+instead). For a rare tag, a tag in no task or a rare one with a common one, it reads the
+rarest tag's entries, fetches those tasks by id and sorts them: cost by the tag's entries, not
+the user's tasks. For two common tags it reads both tags' entries and joins them.
+
+{OWN_TAGS}
 
 ## GET /lists with its counts ({HEAVY_LISTS} lists, one page)
 
@@ -610,6 +941,33 @@ tasks without a due date come last), so it is the undated branch alone.
 ```
 {chr(10).join(lists["plan"])}
 ```
+
+## What the tag triggers cost a write
+
+The service's own statements as app_user, for the user measured (one of their tasks with 3
+tags for the updates and a delete), each run in a transaction rolled back, the cases
+alternating; medians of {WRITE_RUNS}. "Execution" is EXPLAIN ANALYZE's, triggers included;
+"tag triggers" is the share of tasks_tags_inserted, tasks_tags_updated and the cascade of
+{TAG_KEY}; "wall" is the statement as the API sends it (planning and the round trip
+included). The commit is not included: its cost (the WAL flush) grows with the 3 rows more.
+
+| write | execution (ms) | of which tag triggers (ms) | wall (ms) | runs |
+|---|---|---|---|---|
+{write_rows(writes)}
+
+Inserting a task with 3 tags costs {ms(insert_cost)} ms more than without; an update that does
+not change the tags (not sent, or the same) costs nothing more, the triggers' conditions being
+false. {write_note}
+
+## The worst tag filters a user can build
+
+Another user, {TAGGER_TASKS:,} tasks, each carrying 19 of {len(TAGGER_WORDS)} words and `left` or
+`right` (20 tags, the most a task may have); filters that match none of them, as app_user
+(planning included; median of {TAG_WORST_RUNS}, no budget applies):
+
+| filter | ms |
+|---|---|
+{tag_worst_rows(tag_worst)}
 
 ## Not fast
 

@@ -76,6 +76,7 @@ def test_a_function_edited_without_a_migration_fails_check(project_copy, admin_u
         "drop trigger tasks_tags_inserted on tasks",
         "drop trigger tasks_tags_updated on tasks",
         "alter table task_tags drop constraint task_tags_task_id_fkey",
+        "drop index task_tags_task_id_idx",
         "drop index lists_user_id_lower_name_key",
     ],
 )

@@ -259,6 +259,8 @@ class TaskTag(SQLModel, table=True):
             name="task_tags_task_id_fkey",
             ondelete="CASCADE",
         ),
+        # One task's entries, for the cascade of its delete and for the trigger (a tag change).
+        Index("task_tags_task_id_idx", "task_id"),
     )
 
     user_id: str = Field(sa_column=Column(Text, primary_key=True, server_default=text("app.current_user_id()")))

@@ -218,17 +218,19 @@ def list_statement(query: ListQuery, owner: str) -> Statement:
 async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout_ms: int = 0) -> Page:
     """One page of the caller's tasks, and the cursor of the next page if there is one.
 
-    A substring search scans the caller's tasks, so it gets a tighter timeout of its own.
+    A substring search scans the caller's tasks, and a filter by several tags joins as many of
+    the caller's tag entries as they choose, so both get a tighter timeout of their own.
     """
+    searching = bool(query.q or query.tag)
     try:
         rows = await tx.run(
-            list_statement(query, tx.user_id), statement_timeout_ms=search_timeout_ms if query.q else None
+            list_statement(query, tx.user_id), statement_timeout_ms=search_timeout_ms if searching else None
         )
     except pg_errors.QueryCanceled:
-        if not query.q:
+        if not searching:
             raise
         raise ServiceUnavailable(
-            f"the search took longer than {search_timeout_ms} ms and was cancelled; narrow it",
+            f"the search (q or tag) took longer than {search_timeout_ms} ms and was cancelled; narrow it",
             cause="statement_timeout",
             retry_after_seconds=1,
         ) from None

@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(40);
+select plan(42);
 
 select policies_are(
   'public', 'tasks',
@@ -146,6 +146,11 @@ select ok(
 select fk_ok(
   'public', 'task_tags', array['task_id', 'user_id'], 'public', 'tasks', array['id', 'user_id'],
   'a tag entry is named together with its owner: (task_id, user_id) references tasks (id, user_id)'
+);
+select has_index('public', 'task_tags', 'task_tags_task_id_idx', 'one task''s tag entries are found by its id');
+select ok(
+  exists (select from pg_statistic_ext where stxname = 'task_tags_user_id_tag_key_stats'),
+  'the planner knows how tags and users go together (extended statistics on task_tags)'
 );
 
 select * from finish();

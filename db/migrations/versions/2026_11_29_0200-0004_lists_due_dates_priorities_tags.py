@@ -154,6 +154,13 @@ def upgrade() -> None:
         )
         """
     )
+    # One task's entries: what the cascade of a task's delete and the trigger's delete look for.
+    op.execute("create index task_tags_task_id_idx on public.task_tags (task_id)")
+    # Most tags belong to one user: without statistics on the pair, the planner multiplies the
+    # tag's share by the user's and expects far too few of a user's entries for a tag.
+    op.execute(
+        "create statistics public.task_tags_user_id_tag_key_stats (mcv) on user_id, tag_key from public.task_tags"
+    )
     protect("public.task_tags")
     op.create_entity(sync_task_tags)
     op.execute("revoke all on function app.sync_task_tags() from public")
