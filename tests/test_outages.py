@@ -61,7 +61,7 @@ def own_server() -> Iterator[OwnServer]:
 @pytest.fixture
 def own_admin(own_server: OwnServer) -> Iterator[psycopg.Connection]:
     with psycopg.connect(own_server.admin_url, autocommit=True) as conn:
-        conn.execute("truncate tasks")
+        conn.execute("truncate tasks cascade")  # and task_tags
         yield conn
 
 

@@ -66,7 +66,7 @@ def module_admin_connection(module_database: dict[str, str]) -> Iterator[psycopg
 @pytest.fixture
 def module_admin(module_admin_connection: psycopg.Connection) -> psycopg.Connection:
     """The module database as its superuser, `tasks` emptied before the test."""
-    module_admin_connection.execute("truncate tasks")
+    module_admin_connection.execute("truncate tasks cascade")  # and task_tags
     return module_admin_connection
 
 
