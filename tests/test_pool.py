@@ -1,0 +1,54 @@
+"""The connection pool is fair: requests waiting for a connection get one in the order they came."""
+
+import asyncio
+
+import psycopg
+import pytest
+
+from api.database.pool import Pool, PoolTimeout
+
+
+async def _waiters_in_order(app_url: str, count: int) -> list[int]:
+    pool = Pool(lambda: psycopg.AsyncConnection.connect(app_url), size=1, max_size=1, timeout_seconds=30)
+    served: list[int] = []
+
+    async def wait_and_use(number: int) -> None:
+        async with pool.connection():
+            served.append(number)
+
+    held = await pool.acquire()
+    waiters = []
+    for number in range(count):
+        waiters.append(asyncio.create_task(wait_and_use(number)))
+        while pool.waiting < number + 1:  # in line before the next one comes
+            await asyncio.sleep(0)
+    pool.release(held)
+    await asyncio.gather(*waiters)
+    await pool.close()
+    return served
+
+
+def test_waiting_requests_are_served_first_come_first_served(app_url):
+    assert asyncio.run(_waiters_in_order(app_url, 8)) == list(range(8))
+
+
+async def _one_gives_up(app_url: str) -> tuple[bool, int]:
+    pool = Pool(lambda: psycopg.AsyncConnection.connect(app_url), size=1, max_size=1, timeout_seconds=0.05)
+    held = await pool.acquire()
+    with pytest.raises(PoolTimeout):
+        await pool.acquire()  # nobody releases in time
+    pool.timeout_seconds = 30
+    later = asyncio.create_task(pool.acquire())
+    while pool.waiting < 1:
+        await asyncio.sleep(0)
+    pool.release(held)
+    connection = await later
+    answer = (await (await connection.execute("select 1")).fetchone())[0]
+    pool.release(connection)
+    waiting_after = pool.waiting
+    await pool.close()
+    return answer == 1, waiting_after
+
+
+def test_a_waiter_that_gave_up_leaves_the_line_and_the_next_is_served(app_url):
+    assert asyncio.run(_one_gives_up(app_url)) == (True, 0)
