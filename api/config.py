@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # One user's share of the pool: transactions at once per user and process; more wait up to
     # DB_POOL_TIMEOUT_SECONDS, then get 429. Keeps one user's slow requests from starving everyone.
     db_connections_per_user: int = Field(default=3, ge=1, le=100)
-    # A substring search (`q`) is cancelled after this long (0: only DB_STATEMENT_TIMEOUT_MS).
+    # A substring search (`q`) or a tag filter is cancelled after this long (0: only DB_STATEMENT_TIMEOUT_MS).
     db_search_timeout_ms: int = Field(default=500, ge=0)
 
     log_format: Literal["auto", "json", "text"] = "auto"
