@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import BigInteger, Select, Text, bindparam, func, insert, select, text, true
+from sqlalchemy import BigInteger, ColumnElement, Select, Text, bindparam, func, insert, select, text, true
 
 from api.common.etags import EntityTags
 from api.common.representation import LIST_FIELDS, TaskList, from_stored
@@ -15,6 +15,7 @@ from api.common.writes import (
     create_if_claimed,
     create_once,
     guarded_update,
+    names_versions,
     the_row,
     version_params,
 )
@@ -34,18 +35,19 @@ class Page:
     next_after: int | None  # the id the next page starts after
 
 
+def _counts(in_list: ColumnElement[bool]) -> Select[int, int]:
+    """A list's task counts, both from one pass over its tasks; under the policies on `tasks`,
+    so only the caller's tasks are ever counted."""
+    return select(
+        func.count().label("task_count"),
+        func.count().filter(TASKS.c.completed.is_(False)).label("open_count"),
+    ).where(in_list)
+
+
 def _with_counts() -> Select[Any]:
-    """Each list with its task counts, both from one pass over its tasks (the (user_id, list_id)
-    index); under the policies on `tasks`, so only the caller's tasks are ever counted."""
+    """Each list with its counts, through the (user_id, list_id) index."""
     in_list = (TASKS.c.user_id == LISTS.c.user_id) & (TASKS.c.list_id == LISTS.c.id)
-    counts = (
-        select(
-            func.count().label("task_count"),
-            func.count().filter(TASKS.c.completed.is_(False)).label("open_count"),
-        )
-        .where(in_list)
-        .lateral("counts")
-    )
+    counts = _counts(in_list).lateral("counts")
     return select(*LIST_COLUMNS, counts.c.task_count, counts.c.open_count).select_from(LISTS.join(counts, true()))
 
 
@@ -113,12 +115,7 @@ def _rename_statement(guarded: bool) -> Prepared:
     return guarded_update(LISTS, {"name": bindparam("name", type_=Text)}, guarded=guarded)
 
 
-_COUNTS = prepare(
-    select(
-        func.count().label("task_count"),
-        func.count().filter(TASKS.c.completed.is_(False)).label("open_count"),
-    ).where(TASKS.c.list_id == _ROW_ID)
-)
+_COUNTS = prepare(_counts(TASKS.c.list_id == _ROW_ID))
 
 
 async def rename_list(
@@ -126,7 +123,7 @@ async def rename_list(
 ) -> TaskList:
     """Rename the list; its counts come from the same transaction."""
     params = version_params(list_id, if_match)
-    renamed = _rename_statement("versions" in params).bind(name=data.name, **params)
+    renamed = _rename_statement(names_versions(if_match)).bind(name=data.name, **params)
     try:
         changed, counts = await tx.run_all([renamed, _COUNTS.bind(row_id=list_id)])
     except pg_errors.UniqueViolation:
@@ -161,4 +158,4 @@ _DELETE = {guarded: prepare(text(_delete_sql(guarded))) for guarded in (False, T
 async def delete_list(tx: RequestTransaction, *, list_id: int, if_match: EntityTags | None = None) -> None:
     """Delete the list; its tasks stay, in no list."""
     params = version_params(list_id, if_match)
-    the_row(await tx.run(_DELETE["versions" in params].bind(**params)), f"list {list_id}")
+    the_row(await tx.run(_DELETE[names_versions(if_match)].bind(**params)), f"list {list_id}")

@@ -41,7 +41,7 @@ from api.common.writes import (
     the_row,
     version_params,
 )
-from api.database.session import Prepared, RequestTransaction, Rows, Statement, prepare
+from api.database.session import DIALECT, Prepared, RequestTransaction, Rows, Statement, prepare
 from api.edge.errors import ServiceUnavailable, Unprocessable
 from api.tasks.models import TASK_TAGS, TASKS, TaskCreate, TaskSort, TaskStatus, TaskUpdate
 from api.tasks.pagination import Cursor
@@ -221,13 +221,13 @@ async def list_tasks(tx: RequestTransaction, *, query: ListQuery, search_timeout
     A substring search scans the caller's tasks, and a filter by several tags joins as many of
     the caller's tag entries as they choose, so both get a tighter timeout of their own.
     """
-    searching = bool(query.q or query.tag)
+    budgeted = bool(query.q or query.tag)
     try:
         rows = await tx.run(
-            list_statement(query, tx.user_id), statement_timeout_ms=search_timeout_ms if searching else None
+            list_statement(query, tx.user_id), statement_timeout_ms=search_timeout_ms if budgeted else None
         )
     except pg_errors.QueryCanceled:
-        if not searching:
+        if not budgeted:
             raise
         raise ServiceUnavailable(
             f"the search (q or tag) took longer than {search_timeout_ms} ms and was cancelled; narrow it",
@@ -294,27 +294,21 @@ async def create_task(tx: RequestTransaction, *, data: TaskCreate) -> Task:
 _FIRST_FIELDS = ("title", "description", "completed")
 
 
+_DEFAULTS = TaskCreate(title="-").model_dump(mode="json")
+
+
 def _task_body(data: TaskCreate) -> dict[str, Any]:
-    defaults = TaskCreate(title="-")
     return {
         name: value
         for name, value in data.model_dump(mode="json").items()
-        if name in _FIRST_FIELDS or value != getattr(defaults, name)
+        if name in _FIRST_FIELDS or value != _DEFAULTS[name]
     }
 
 
 _CREATE_TASK_IF_CLAIMED = create_if_claimed(
     "tasks",
-    {
-        "title": "cast(:title as text)",
-        "description": "cast(:description as text)",
-        "completed": "cast(:completed as boolean)",
-        "list_id": "cast(:list_id as bigint)",
-        "due_at": "cast(:due_at as timestamptz)",
-        "priority": "cast(:priority as smallint)",
-        "tags": "cast(:tags as text[])",
-        "completed_at": "case when cast(:completed as boolean) then now() end",
-    },
+    {name: f"cast(:{name} as {_WRITE_TYPES[name].compile(dialect=DIALECT)})" for name in WRITABLE}
+    | {"completed_at": "case when cast(:completed as boolean) then now() end"},
     TASK_COLUMN_NAMES,
 )
 
