@@ -21,6 +21,7 @@ from api.lists.router import router as lists_router
 from api.ops import migrations
 from api.ops.preflight import check_database
 from api.state import Services
+from api.tasks.hot_reads import HotReads
 from api.tasks.router import router as tasks_router
 
 DEMO_PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -47,7 +48,8 @@ row-level-security policies; errors are RFC 9457 problem details.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, answer_hot_reads: bool = True) -> FastAPI:
+    """The app; `answer_hot_reads=False` leaves every request to FastAPI's routing (tests compare)."""
     settings = settings or get_settings()
     if settings.jwt_secret is None and settings.jwt_jwks_url is None:
         raise RuntimeError("set JWT_SECRET (at least 32 bytes), JWT_JWKS_URL, or both")
@@ -69,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     configure_logging(settings.log_format)
-    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, cors=_cors_policy(settings))
+    fast_lane = HotReads().answer_for if answer_hot_reads else None
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, cors=_cors_policy(settings), fast_lane=fast_lane)
     install_error_handlers(app)
     app.include_router(tasks_router)
     app.include_router(lists_router)

@@ -215,6 +215,16 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def error_answer(exc: Exception) -> JSONResponse:
+    """The answer to a failure a route raised: what the handlers below answer, for a request
+    answered outside FastAPI's routing (api/tasks/hot_reads.py). A bug is raised on."""
+    if isinstance(exc, AppError):
+        return _render(exc)
+    if isinstance(exc, pg_errors.Error | PoolTimeout):
+        return _database_failure(exc)
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:

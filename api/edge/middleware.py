@@ -8,7 +8,9 @@ One pure-ASGI middleware (each layer costs a call and a wrapped `send` on every 
   headers a dependency left with `add_response_headers`;
 - body limits: 413 over `max_body_bytes`, counted on the bytes received (a lying or absent
   `Content-Length` changes nothing), and 415 for a body that is not JSON;
-- the one place a bug becomes a 500 problem, answered inside all of the above.
+- the one place a bug becomes a 500 problem, answered inside all of the above;
+- the fast lane: a request a `fast_lane` claims (the hot reads, api/tasks/hot_reads.py) is
+  answered by it, past FastAPI's routing, with all of the above still applied.
 """
 
 import logging
@@ -71,10 +73,19 @@ def _is_json(content_type: str) -> bool:
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, cors: CORSMiddleware | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        cors: CORSMiddleware | None = None,
+        fast_lane: Callable[[Scope], ASGIApp | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.cors = cors  # Starlette's CORS policy, used for its decisions only
+        # For a request, the app that answers it past FastAPI's routing, or None (api/tasks/hot_reads.py).
+        self.fast_lane = fast_lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,13 +113,14 @@ class Edge:
             elif (rejection := self._rejection(scope, headers)) is not None:
                 await rejection(scope, receive, send_answer)
             else:
-                await self._answer(scope, self._limited(receive), send_answer)
+                fast = self.fast_lane(scope) if self.fast_lane is not None else None
+                await self._answer(fast or self.app, scope, self._limited(receive), send_answer)
         finally:
             REQUESTS_IN_FLIGHT.dec()
             log_request(context, scope, status)
             end_request(token)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         """The app's answer, or a 500 problem if it fails before it started one."""
         response_started = False
 
@@ -118,7 +130,7 @@ class Edge:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await app(scope, receive, tracking_send)
         except Exception as exc:
             if response_started:
                 raise  # too late for another answer; the server closes the connection

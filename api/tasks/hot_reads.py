@@ -1,0 +1,134 @@
+"""The two hottest routes, `listTasks` and `getTask`, answered without FastAPI's routing.
+
+FastAPI's own work for a request (its middleware layers, route matching, dependency solving,
+parameter validation and wrapped sends) costs more than our whole read, database included
+(docs/benchmarks.md). So the edge hands a well-formed `GET` of these two routes here, and this
+answers it with the very functions FastAPI would have called: the same `ListQuery` model checks
+the query, `api/deps.transaction` checks the token, the path and the rate limit, the route
+functions in `api/tasks/router.py` build the answer, and `error_answer` renders a failure as
+the exception handlers do. Nothing about the answer is decided here.
+
+What this decides is only whether a request is well-formed in the plain way: the path's user
+id and task id, the query, and the `If-None-Match` header. Anything else, or anything FastAPI
+would refuse with a 422, is not answered here: the edge passes it to FastAPI, which answers it
+as always. That is decided before anything is done, so a request is never answered twice.
+`tests/api/test_hot_reads.py` sends the same requests both ways and compares the answers.
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, get_origin
+
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from api.common.http import plain_digits
+from api.deps import transaction
+from api.edge.errors import error_answer
+from api.identity.tokens import MAX_SUBJECT_LENGTH
+from api.tasks import router as tasks
+from api.tasks.models import BIGINT_MAX
+from api.tasks.queries import ListQuery
+
+_PATH = re.compile(r"/api/([^/]+)/tasks(?:/([^/]+))?")
+_IF_NONE_MATCH = b"if-none-match"
+_IF_NONE_MATCH_MAX = 1024  # api/common/http.py IfNoneMatch
+# Query parameters FastAPI collects with getlist(); every other one takes the last value given.
+_REPEATABLE = {name for name, field in ListQuery.model_fields.items() if get_origin(field.annotation) is list}
+
+Answer = Callable[[Scope, Receive, Send], Awaitable[None]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HotReads:
+    """Finds, for a request, the answer these routes give it, or None to leave it to FastAPI."""
+
+    def __init__(self) -> None:
+        # The routes as FastAPI records them in the scope: their templates name the log line.
+        self._routes = {route.name: route for route in tasks.router.routes if isinstance(route, APIRoute)}
+
+    def answer_for(self, scope: Scope) -> Answer | None:
+        if scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        match = _PATH.fullmatch(scope["path"])
+        if match is None:
+            return None
+        user_id, task_id = match.groups()
+        if len(user_id) > MAX_SUBJECT_LENGTH:
+            return None
+        if task_id is None:
+            query = _list_query(scope["query_string"])
+            return None if query is None else self._answer("list_tasks", _list(user_id, query))
+        task = _task_id(task_id)
+        plain, if_none_match = _if_none_match(scope["headers"])
+        if task is None or not plain:
+            return None
+        return self._answer("get_task", _get(user_id, task, if_none_match))
+
+    def _answer(self, name: str, endpoint: Endpoint) -> Answer:
+        route = self._routes[name]
+
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["route"] = route  # the template, for the request's log line and metrics
+            request = Request(scope, receive)
+            try:
+                response = await endpoint(request)
+            except Exception as exc:
+                response = error_answer(exc)  # a bug is raised on, for the edge's 500
+            await response(scope, receive, send)
+
+        return answer
+
+
+def _list(user_id: str, query: ListQuery) -> Endpoint:
+    async def list_tasks(request: Request) -> Response:
+        return await tasks.list_tasks(await transaction(request, user_id), request, query)
+
+    return list_tasks
+
+
+def _get(user_id: str, task_id: int, if_none_match: str | None) -> Endpoint:
+    async def get_task(request: Request) -> Response:
+        return await tasks.get_task(await transaction(request, user_id), task_id, if_none_match)
+
+    return get_task
+
+
+def _list_query(query_string: bytes) -> ListQuery | None:
+    """The query as FastAPI reads it (the last value of a parameter, or all of a repeatable
+    one), if it is valid; None leaves it to FastAPI, which explains what is not."""
+    params = QueryParams(query_string)
+    values: dict[str, Any] = {}
+    for name in ListQuery.model_fields:
+        if name in _REPEATABLE:
+            if found := params.getlist(name):
+                values[name] = found
+        elif (value := params.get(name)) is not None:
+            values[name] = value
+    try:
+        return ListQuery.model_validate(values)
+    except ValidationError:
+        return None
+
+
+def _task_id(text: str) -> int | None:
+    try:
+        plain_digits(text)
+    except ValueError:
+        return None
+    task_id = int(text)
+    return task_id if 1 <= task_id <= BIGINT_MAX else None
+
+
+def _if_none_match(headers: list[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
+    """Whether the header is plain (absent, or once and short enough), and its value."""
+    values = [value for name, value in headers if name == _IF_NONE_MATCH]
+    if not values:
+        return True, None
+    if len(values) > 1 or len(values[0]) > _IF_NONE_MATCH_MAX:
+        return False, None
+    return True, values[0].decode("latin-1")
