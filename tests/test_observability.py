@@ -1,10 +1,12 @@
 """Request logs and request ids."""
 
+import io
 import json
 import logging
 
 import pytest
 
+from api.edge import logs
 from api.edge.logs import JsonFormatter, hash_user_id
 from api.tasks import service
 from tests.support.tokens import bearer, token_for
@@ -78,3 +80,29 @@ def test_every_line_written_during_a_request_carries_its_request_id(client, capl
     assert access.request_id == "trace-1"
     outside = logging.getLogger("api.test").makeRecord("api.test", logging.INFO, __file__, 1, "after", (), None)
     assert not hasattr(outside, "request_id")
+
+
+def test_a_request_line_written_straight_is_the_line_its_record_would_give(client, monkeypatch):
+    """With our JSON handler as the only listener, request lines skip logging's records
+    (api/edge/logs.py); what is written must not change."""
+    stream = io.StringIO()
+    ours = logs._TaskapiHandler(stream)
+    ours.setFormatter(JsonFormatter())
+    monkeypatch.setattr(logging.root, "handlers", [ours])
+    request = {"headers": bearer(token_for("alice")) | {"X-Request-ID": "one-request"}}
+
+    def no_record(*args, **kwargs):
+        raise AssertionError("a record was made")
+
+    with monkeypatch.context() as straight:
+        straight.setattr(logs.request_logger, "info", no_record)
+        client.get("/api/alice/tasks?limit=1", **request)
+    monkeypatch.setattr(logging.root, "handlers", [ours, logging.NullHandler()])  # now records are needed
+    client.get("/api/alice/tasks?limit=1", **request)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    written, recorded = [line for line in lines if line["logger"] == "api.requests"]
+    for line in (written, recorded):
+        assert line.pop("duration_ms") >= 0
+        assert line.pop("time")
+    assert list(written.items()) == list(recorded.items())
+    assert written["route"] == "/api/{user_id}/tasks" and written["request_id"] == "one-request"
