@@ -18,8 +18,7 @@ from api.identity.tokens import mint_token
 from api.ops.embedded import start_server
 from bench import load
 from bench.run import (
-    DBNAME,
-    LOGIN_ROLE,
+    APPS,
     app_command,
     app_env,
     fodder_rows,
@@ -48,29 +47,28 @@ def run_window(args, base: str, route: str, rows: list, workdir: Path) -> dict:
     return load.run_python(base, route, rows, args.concurrency, args.window)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--window", type=float, default=15, help="seconds of load between samples")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--load", choices=["wrk", "python"], default="wrk" if load.wrk_available() else "python")
     parser.add_argument("--out", type=Path, default=Path("docs/soak.md"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="taskapi-soak-"))
     server = start_server(workdir / "pg", cleanup_mode="delete")
     samples: list[tuple[float, int, str, float, int]] = []
     try:
-        admin_url, socket_path = setup_database(server, USERS, TASKS)
+        admin_url, socket_query = setup_database(server, USERS, TASKS)
         secret = secrets.token_urlsafe(48)
         tokens = {f"u{n}": mint_token(secret, f"u{n}", ttl_seconds=24 * 3600) for n in range(1, USERS + 1)}
         rows = seeded_rows(admin_url, tokens, USERS, TASKS)
         port = free_port()
-        env = app_env("project", 0, secret)
-        env["DATABASE_URL"] = f"postgresql://{LOGIN_ROLE}@/{DBNAME}?host={Path(socket_path).parent}"
+        project = APPS["project"]  # as make bench serves it: one process, metrics on, JSON log lines
         with process(
-            app_command("project", port),
-            env=env,
+            app_command(project, port),
+            env=app_env(project, socket_query, secret),
             log_path=workdir / "soak.log",
             ready=f"http://127.0.0.1:{port}/healthz",
         ) as proc:
@@ -80,7 +78,8 @@ def main() -> None:
             window = 0
             while time.monotonic() - started < args.minutes * 60:
                 route = ROUTES[window % len(ROUTES)]
-                window_rows = fodder_rows(admin_url, tokens, 20_000) if route == "delete" else rows
+                fodder = max(1000, round(args.window * 6000))  # more than a window can delete
+                window_rows = fodder_rows(admin_url, tokens, fodder) if route == "delete" else rows
                 result = run_window(args, base, route, window_rows, workdir)
                 elapsed = time.monotonic() - started
                 samples.append((elapsed, resident_kib(proc.pid), route, result["rps"], result["errors"]))

@@ -52,3 +52,19 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     png = (tmp_path / "benchmark-latency.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "round trips per request" in result.stdout
+
+
+def test_the_memory_soak_runs_end_to_end(tmp_path: Path) -> None:
+    """bench.soak at its tiniest: every route gets a window of real load, and none fails."""
+    generator = "wrk" if load.wrk_available() else "python"
+    out = tmp_path / "soak.md"
+    command = [sys.executable, "-m", "bench.soak", "--minutes", "0.1", "--window", "1", "--load", generator]
+    result = subprocess.run([*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    windows = re.findall(r"^\| (\d+) \| (\w+) \| (\d+) \| (\d+) \| ([\d.]+) \|$", out.read_text(), re.MULTILINE)
+    routes = [route for _, route, *_ in windows]
+    assert routes[0] == "start" and set(routes[1:]) >= {"list", "get", "update", "complete", "create", "delete"}
+    for _, route, rps, errors, rss in windows[1:]:
+        assert int(rps) > 0 and int(errors) == 0 and float(rss) > 10, (route, rps, errors)
+    assert "growth" in out.read_text()
