@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import secrets
 import shlex
 import socket
@@ -94,6 +95,36 @@ def free_port() -> int:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of a process and its descendants (a server's workers, PostgreSQL's
+    backends), from /proc."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        used[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def load_cpu_seconds(generator: str) -> float:
+    """The load generator's CPU so far: wrk runs as a child, the Python one in this process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if generator == "wrk" else resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextlib.contextmanager
@@ -215,6 +246,17 @@ def measure(args, base_url: str, route: str, rows: list[load.Row], concurrency: 
     return load.run_python(base_url, route, rows, concurrency, args.duration)
 
 
+def measure_with_cpu(args, base_url: str, route: str, rows, concurrency: int, workdir: Path, pids: dict) -> dict:
+    """`measure`, and the CPU each request cost the server, PostgreSQL and the load generator (us)."""
+    before = {"server": cpu_seconds(pids["server"]), "postgres": cpu_seconds(pids["postgres"])}
+    before["load"] = load_cpu_seconds(args.load)
+    result = measure(args, base_url, route, rows, concurrency, workdir)
+    after = {"server": cpu_seconds(pids["server"]), "postgres": cpu_seconds(pids["postgres"])}
+    after["load"] = load_cpu_seconds(args.load)
+    requests = max(1, result["requests"])
+    return result | {f"cpu_{part}_us": (after[part] - before[part]) * 1e6 / requests for part in before}
+
+
 def median_of(runs: list[dict]) -> dict:
     """Each number's median over the rounds; errors are summed, every one counts."""
     return {
@@ -224,17 +266,24 @@ def median_of(runs: list[dict]) -> dict:
         "errors": sum(run["errors"] for run in runs),
         "requests": sum(run["requests"] for run in runs),
         "rounds_rps": [round(run["rps"]) for run in runs],
+        **{
+            key: statistics.median(run[key] for run in runs)
+            for key in ("cpu_server_us", "cpu_postgres_us", "cpu_load_us")
+            if all(key in run for run in runs)
+        },
     }
 
 
-def throughput(args, workdir: Path, admin_url: str, socket_query: str, secret: str, tokens, rows) -> list[dict]:
+def throughput(
+    args, workdir: Path, admin_url: str, socket_query: str, secret: str, tokens, rows, postgres_pid: int
+) -> list[dict]:
     apps = [APPS[name] for name in args.apps]
     with contextlib.ExitStack() as stack:
-        bases = {}
+        bases, pids = {}, {}
         for app in apps:
             port = free_port()
             bases[app.name] = f"http://127.0.0.1:{port}"
-            stack.enter_context(
+            pids[app.name] = stack.enter_context(
                 process(
                     app_command(app, port),
                     env=app_env(app, socket_query, secret),
@@ -242,7 +291,7 @@ def throughput(args, workdir: Path, admin_url: str, socket_query: str, secret: s
                     ready=f"{bases[app.name]}/readyz",
                     timeout=90,
                 )
-            )
+            ).pid
             load.run_python(bases[app.name], "get", rows, 16, 1.0)  # warm: connections, caches
         results = []
         for route in args.routes:
@@ -255,7 +304,9 @@ def throughput(args, workdir: Path, admin_url: str, socket_query: str, secret: s
                         route_rows = rows
                         if route == "delete":
                             route_rows = fodder_rows(admin_url, tokens, 6000 * max(1, round(args.duration)))
-                        runs[app.name].append(measure(args, bases[app.name], route, route_rows, concurrency, workdir))
+                        app_pids = {"server": pids[app.name], "postgres": postgres_pid}
+                        run = measure_with_cpu(args, bases[app.name], route, route_rows, concurrency, workdir, app_pids)
+                        runs[app.name].append(run)
                 for name, app_runs in runs.items():
                     record = {"phase": "throughput", "app": name, "route": route, "concurrency": concurrency}
                     results.append(record | median_of(app_runs))
@@ -305,7 +356,7 @@ def run_benchmarks(args, workdir: Path) -> list[dict]:
         secret = secrets.token_urlsafe(48)
         tokens = {f"u{u}": mint_token(secret, f"u{u}", ttl_seconds=6 * 3600) for u in range(1, args.users + 1)}
         rows = seeded_rows(admin_url, tokens, args.users, args.tasks)
-        results = throughput(args, workdir, admin_url, socket_query, secret, tokens, rows)
+        results = throughput(args, workdir, admin_url, socket_query, secret, tokens, rows, info.pid)
         if len(args.delays) > 1:
             results += round_trip_latencies(args, workdir, socket_path, secret, rows)
         return results
@@ -382,6 +433,29 @@ def latency_table(results: list[dict], args, apps: list[str]) -> list[str]:
     return lines
 
 
+def cpu_table(results: list[dict], args, apps: list[str]) -> list[str]:
+    lines = [
+        "| app | route | c | server us | PostgreSQL us | load us | total us | 1 core req/s | 2 cores req/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cores = os.cpu_count() or 2
+    for app in apps:
+        for route in args.routes:
+            for concurrency in args.concurrency:
+                r = _find(results, phase="throughput", app=app, route=route, concurrency=concurrency)
+                if r and "cpu_server_us" in r:
+                    parts = [r["cpu_server_us"], r["cpu_postgres_us"], r["cpu_load_us"]]
+                    total = sum(parts)
+                    one_core = 1e6 / parts[0] if parts[0] > 0 else float("inf")
+                    all_cores = cores * 1e6 / total if total > 0 else float("inf")
+                    lines.append(
+                        f"| {app} | {route} | {concurrency} | "
+                        + " | ".join(f"{part:.0f}" for part in (*parts, total))
+                        + f" | {one_core:.0f} | {all_cores:.0f} |"
+                    )
+    return lines
+
+
 def render_markdown(args, results: list[dict], machine: dict[str, str], command: str) -> str:
     generator = "wrk + bench/wrk/tasks.lua" if args.load == "wrk" else "Python asyncio + httpx (bench/load.py)"
     lines = [
@@ -429,6 +503,18 @@ def render_markdown(args, results: list[dict], machine: dict[str, str], command:
                     f"| {route} | {concurrency} | {on['rps']:.0f} | {off['rps']:.0f} | {on['rps'] / off['rps']:.2f} |"
                 )
     lines += ["", "## Latency and errors", "", *latency_table(results, args, list(args.apps))]
+    lines += [
+        "",
+        "## CPU per request",
+        "",
+        "User + system CPU time over each point, divided by its requests (medians over the rounds):",
+        "the server process (and its workers), PostgreSQL (every backend) and the load generator.",
+        "One process can use at most one core, so `1 core` is the most req/s the server's own CPU",
+        "allows; the three share the machine's two cores, so `2 cores` is the most they allow",
+        "together. The slower of the two is the ceiling at this cost per request.",
+        "",
+        *cpu_table(results, args, [app for app in ("project", "baseline", "hello") if app in args.apps]),
+    ]
     if len(args.delays) > 1:
         d0, d1 = args.delays[0], args.delays[-1]
         lines += [

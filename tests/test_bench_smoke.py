@@ -48,6 +48,8 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert re.search(r"\| get \| -?\d+\.\d \| -?\d+\.\d \|", report), report
     assert re.search(r"\| filter \| -?\d+\.\d \| - \|", report), report
     assert re.search(r"\| get \| 1 \| \d+ \| \d+ \| \d+ \| \d+\.\d\d [✓✗] \| \d+\.\d\d [✓✗] \|", report), report
+    cpu_per_request = r"\| project \| get \| 1 \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \|"
+    assert re.search(cpu_per_request, report), report
     assert "nproc" in report and "uname -a" in report
     png = (tmp_path / "benchmark-latency.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
