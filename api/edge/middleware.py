@@ -113,15 +113,14 @@ class Edge:
             elif (rejection := self._rejection(scope, headers)) is not None:
                 await rejection(scope, receive, send_answer)
             else:
-                fast = self.fast_lane(scope) if self.fast_lane is not None else None
-                await self._answer(fast or self.app, scope, self._limited(receive), send_answer)
+                await self._answer(scope, self._limited(receive), send_answer)
         finally:
             REQUESTS_IN_FLIGHT.dec()
             log_request(context, scope, status)
             end_request(token)
 
-    async def _answer(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """The app's answer, or a 500 problem if it fails before it started one."""
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The fast lane's or the app's answer, or a 500 problem if it fails before it started one."""
         response_started = False
 
         async def tracking_send(message: Message) -> None:
@@ -130,7 +129,8 @@ class Edge:
             await send(message)
 
         try:
-            await app(scope, receive, tracking_send)
+            fast = self.fast_lane(scope) if self.fast_lane is not None else None
+            await (fast or self.app)(scope, receive, tracking_send)
         except Exception as exc:
             if response_started:
                 raise  # too late for another answer; the server closes the connection

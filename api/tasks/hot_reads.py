@@ -37,6 +37,7 @@ from api.tasks.queries import ListQuery
 _PATH = re.compile(r"/api/([^/]+)/tasks(?:/([^/]+))?")
 _IF_NONE_MATCH = b"if-none-match"
 _IF_NONE_MATCH_MAX = 1024  # api/common/http.py IfNoneMatch
+_ID_DIGITS_MAX = len(str(BIGINT_MAX))
 # Query parameters FastAPI collects with getlist(); every other one takes the last value given.
 _REPEATABLE = {name for name, field in ListQuery.model_fields.items() if get_origin(field.annotation) is list}
 
@@ -116,6 +117,8 @@ def _list_query(query_string: bytes) -> ListQuery | None:
 
 
 def _task_id(text: str) -> int | None:
+    if len(text) > _ID_DIGITS_MAX:
+        return None  # too large anyway, and int() refuses more than 4,300 digits
     try:
         plain_digits(text)
     except ValueError:

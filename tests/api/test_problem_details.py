@@ -5,9 +5,9 @@ from http import HTTPStatus
 import psycopg
 import pytest
 
-from api.tasks import service
+from api.tasks import hot_reads, service
 from tests.api.support import assert_invalid, assert_problem, bad_fields, crafted_token
-from tests.support.app import PROBLEM_JSON, create_task, task_url, tasks_url
+from tests.support.app import PROBLEM_JSON, close_offline, create_task, offline_test_client, task_url, tasks_url
 from tests.support.tokens import bearer, token_for
 from tests.support.users import ALICE, BOB
 
@@ -119,6 +119,20 @@ class TestNothingLeaks:
 
         assert_problem(response, 500)
         assert_reveals_nothing(response, valid)
+
+    def test_a_failure_deciding_the_fast_lane_is_a_500_problem_too(self, monkeypatch):
+        def explode(self, scope):
+            raise ValueError("while reading the request")
+
+        monkeypatch.setattr(hot_reads.HotReads, "answer_for", explode)  # before the app takes it
+        client = offline_test_client()
+        try:
+            response = client.get(tasks_url(ALICE), headers=bearer(token_for(ALICE)))
+        finally:
+            close_offline(client)
+
+        assert_problem(response, 500)
+        assert_reveals_nothing(response, "while reading")
 
     def test_a_database_error_is_a_500_problem_without_sql(self, client, monkeypatch):
         task = create_task(client, ALICE)
