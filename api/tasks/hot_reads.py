@@ -1,8 +1,8 @@
 """The two hottest routes, `listTasks` and `getTask`, answered without FastAPI's routing.
 
 FastAPI's own work for a request (its middleware layers, route matching, dependency solving,
-parameter validation and wrapped sends) costs more than our whole read, database included
-(docs/benchmarks.md). So the edge hands a well-formed `GET` of these two routes here, and this
+parameter validation and wrapped sends) was about 30% of a read's server CPU (profiled, see
+docs/benchmarks.md). So the edge hands a well-formed `GET` of these two routes here, and this
 answers it with the very functions FastAPI would have called: the same `ListQuery` model checks
 the query, `api/deps.transaction` checks the token, the path and the rate limit, the route
 functions in `api/tasks/router.py` build the answer, and `error_answer` renders a failure as
