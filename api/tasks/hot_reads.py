@@ -9,7 +9,8 @@ functions in `api/tasks/router.py` build the answer, and `error_answer` renders 
 the exception handlers do. Nothing about the answer is decided here.
 
 What this decides is only whether a request is well-formed in the plain way: the path's user
-id and task id, the query, and the `If-None-Match` header. Anything else, or anything FastAPI
+id and task id, the query, and the `If-None-Match` header, each checked by the route's own
+type (`PathUserId`, `TaskId`, `ListQuery`, `IfNoneMatch`). Anything else, or anything FastAPI
 would refuse with a 422, is not answered here: the edge passes it to FastAPI, which answers it
 as always. That is decided before anything is done, so a request is never answered twice.
 `tests/api/test_hot_reads.py` sends the same requests both ways and compares the answers.
@@ -20,24 +21,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any, get_origin
 
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from api.common.http import plain_digits
-from api.deps import transaction
+from api.common.http import IfNoneMatch
+from api.deps import PathUserId, transaction
 from api.edge.errors import error_answer
-from api.identity.tokens import MAX_SUBJECT_LENGTH
 from api.tasks import router as tasks
-from api.tasks.models import BIGINT_MAX
 from api.tasks.queries import ListQuery
 
 _PATH = re.compile(r"/api/([^/]+)/tasks(?:/([^/]+))?")
 _IF_NONE_MATCH = b"if-none-match"
-_IF_NONE_MATCH_MAX = 1024  # api/common/http.py IfNoneMatch
-_ID_DIGITS_MAX = len(str(BIGINT_MAX))
+# The routes' own parameter types, so the lane accepts exactly what FastAPI would.
+_USER_ID: TypeAdapter[str] = TypeAdapter(PathUserId)
+_TASK_ID: TypeAdapter[int] = TypeAdapter(tasks.TaskId)
+_IF_NONE_MATCH_VALUE: TypeAdapter[str | None] = TypeAdapter(IfNoneMatch)
 # Query parameters FastAPI collects with getlist(); every other one takes the last value given.
 _REPEATABLE = {name for name, field in ListQuery.model_fields.items() if get_origin(field.annotation) is list}
 
@@ -59,14 +60,14 @@ class HotReads:
         if match is None:
             return None
         user_id, task_id = match.groups()
-        if len(user_id) > MAX_SUBJECT_LENGTH:
-            return None
-        if task_id is None:
-            query = _list_query(scope["query_string"])
-            return None if query is None else self._answer("list_tasks", _list(user_id, query))
-        task = _task_id(task_id)
-        plain, if_none_match = _if_none_match(scope["headers"])
-        if task is None or not plain:
+        try:
+            user_id = _USER_ID.validate_python(user_id)
+            if task_id is None:
+                query = ListQuery.model_validate(_list_query_values(scope["query_string"]))
+                return self._answer("list_tasks", _list(user_id, query))
+            task = _TASK_ID.validate_python(task_id)
+            if_none_match = _IF_NONE_MATCH_VALUE.validate_python(_single_if_none_match(scope["headers"]))
+        except (ValidationError, _Repeated):
             return None
         return self._answer("get_task", _get(user_id, task, if_none_match))
 
@@ -99,9 +100,12 @@ def _get(user_id: str, task_id: int, if_none_match: str | None) -> Endpoint:
     return get_task
 
 
-def _list_query(query_string: bytes) -> ListQuery | None:
-    """The query as FastAPI reads it (the last value of a parameter, or all of a repeatable
-    one), if it is valid; None leaves it to FastAPI, which explains what is not."""
+class _Repeated(Exception):
+    """A header given more than once: FastAPI decides which one counts."""
+
+
+def _list_query_values(query_string: bytes) -> dict[str, Any]:
+    """The query as FastAPI reads it: the last value of a parameter, or all of a repeatable one."""
     params = QueryParams(query_string)
     values: dict[str, Any] = {}
     for name in ListQuery.model_fields:
@@ -110,28 +114,11 @@ def _list_query(query_string: bytes) -> ListQuery | None:
                 values[name] = found
         elif (value := params.get(name)) is not None:
             values[name] = value
-    try:
-        return ListQuery.model_validate(values)
-    except ValidationError:
-        return None
+    return values
 
 
-def _task_id(text: str) -> int | None:
-    if len(text) > _ID_DIGITS_MAX:
-        return None  # too large anyway, and int() refuses more than 4,300 digits
-    try:
-        plain_digits(text)
-    except ValueError:
-        return None
-    task_id = int(text)
-    return task_id if 1 <= task_id <= BIGINT_MAX else None
-
-
-def _if_none_match(headers: list[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
-    """Whether the header is plain (absent, or once and short enough), and its value."""
+def _single_if_none_match(headers: list[tuple[bytes, bytes]]) -> str | None:
     values = [value for name, value in headers if name == _IF_NONE_MATCH]
-    if not values:
-        return True, None
-    if len(values) > 1 or len(values[0]) > _IF_NONE_MATCH_MAX:
-        return False, None
-    return True, values[0].decode("latin-1")
+    if len(values) > 1:
+        raise _Repeated
+    return values[0].decode("latin-1") if values else None
