@@ -134,22 +134,23 @@ class JsonFormatter(logging.Formatter):
         self._timestamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": self.timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         # A record's own fields come first in its __dict__; what `extra` and the request context
         # added follows them.
-        for key, value in islice(record.__dict__.items(), _STANDARD_FIELD_COUNT, None):
-            if key not in _STANDARD_RECORD_FIELDS:
-                line[key] = value
+        fields = {
+            key: value
+            for key, value in islice(record.__dict__.items(), _STANDARD_FIELD_COUNT, None)
+            if key not in _STANDARD_RECORD_FIELDS
+        }
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            fields["error"] = self.formatException(record.exc_info)
+        return self.line(record.created, record.levelname.lower(), record.name, record.getMessage(), fields)
+
+    def line(self, created: float, level: str, logger: str, message: str, fields: dict[str, Any]) -> str:
+        """One JSON line: when, how bad, whose, what, then the line's own fields."""
+        line = {"time": self._time(created), "level": level, "logger": logger, "message": message, **fields}
         return orjson.dumps(line, default=str).decode()
 
-    def timestamp(self, created: float) -> str:
+    def _time(self, created: float) -> str:
         """The record's second, formatted once per second (a busy server logs many per second)."""
         second = int(created)
         if second != self._second:
@@ -173,15 +174,8 @@ class _TaskapiHandler(logging.StreamHandler):  # type: ignore[type-arg]  # gener
     def write_request_line(self, message: str, request_id: str, fields: dict[str, Any]) -> None:
         """A request's line, as JsonFormatter would write its record (api.requests, info)."""
         formatter = cast(JsonFormatter, self.formatter)
-        line = {
-            "time": formatter.timestamp(time.time()),
-            "level": "info",
-            "logger": request_logger.name,
-            "message": message,
-            "request_id": request_id,
-            **fields,
-        }
-        text = orjson.dumps(line, default=str).decode() + self.terminator
+        line = formatter.line(time.time(), "info", request_logger.name, message, {"request_id": request_id, **fields})
+        text = line + self.terminator
         try:
             with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
                 self.stream.write(text)
