@@ -248,11 +248,17 @@ def measure(args, base_url: str, route: str, rows: list[load.Row], concurrency: 
 
 def measure_with_cpu(args, base_url: str, route: str, rows, concurrency: int, workdir: Path, pids: dict) -> dict:
     """`measure`, and the CPU each request cost the server, PostgreSQL and the load generator (us)."""
-    before = {"server": cpu_seconds(pids["server"]), "postgres": cpu_seconds(pids["postgres"])}
-    before["load"] = load_cpu_seconds(args.load)
+
+    def used() -> dict[str, float]:
+        return {
+            "server": cpu_seconds(pids["server"]),
+            "postgres": cpu_seconds(pids["postgres"]),
+            "load": load_cpu_seconds(args.load),
+        }
+
+    before = used()
     result = measure(args, base_url, route, rows, concurrency, workdir)
-    after = {"server": cpu_seconds(pids["server"]), "postgres": cpu_seconds(pids["postgres"])}
-    after["load"] = load_cpu_seconds(args.load)
+    after = used()
     requests = max(1, result["requests"])
     return result | {f"cpu_{part}_us": (after[part] - before[part]) * 1e6 / requests for part in before}
 
