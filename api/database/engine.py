@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from api.config import Settings
 from api.database.pool import Connection, Pool
@@ -55,19 +56,23 @@ async def connect_with_backoff(database_url: str, *, budget_seconds: float) -> p
     message, its values bound on the client. A transaction pooler (PgBouncer, Supavisor, RDS
     Proxy, pgcat: on whatever host and port) may run the next transaction on another server
     connection, where a statement prepared earlier would not exist.
+
+    A `timestamptz` is read as PostgreSQL's text, never as a `datetime` (api/database/timestamps.py).
     """
     deadline = time.monotonic() + budget_seconds
     delay = 0.05
     while True:
         remaining = deadline - time.monotonic()
         try:
-            return await psycopg.AsyncConnection.connect(
+            connection = await psycopg.AsyncConnection.connect(
                 database_url,
                 connect_timeout=max(2, round(remaining)),  # libpq's minimum is 2 s
                 application_name="taskapi",
                 prepare_threshold=None,
                 autocommit=True,  # each request's message is its own (implicit) transaction
             )
+            connection.adapters.register_loader("timestamptz", TextLoader)  # rendered by api/database/timestamps.py
+            return connection
         except psycopg.OperationalError:
             if time.monotonic() + delay >= deadline:
                 raise

@@ -29,6 +29,7 @@ MAX_CURSOR_LENGTH = -(-MAX_CURSOR_BYTES * 4 // 3)  # base64 without padding, rou
 
 
 SortKey = datetime | str | int | None  # None: a task without a due date
+_TIMESTAMP_COLUMNS = ("created_at", "updated_at", "due_at")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,10 @@ class Cursor:
 
     @classmethod
     def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
-        return cls(sort=sort, key=task[sort.column], id=task["id"])
+        key = task[sort.column]
+        if sort.column in _TIMESTAMP_COLUMNS and key is not None:
+            key = datetime.fromisoformat(key)  # read as PostgreSQL's text (api/database/timestamps.py)
+        return cls(sort=sort, key=key, id=task["id"])
 
     @classmethod
     def decode(cls, token: str) -> "Cursor":
