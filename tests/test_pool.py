@@ -52,3 +52,28 @@ async def _one_gives_up(app_url: str) -> tuple[bool, int]:
 
 def test_a_waiter_that_gave_up_leaves_the_line_and_the_next_is_served(app_url):
     assert asyncio.run(_one_gives_up(app_url)) == (True, 0)
+
+
+async def _cancelled_waiters(app_url: str) -> tuple[int, int, int, bool]:
+    pool = Pool(lambda: psycopg.AsyncConnection.connect(app_url), size=1, max_size=1, timeout_seconds=30)
+    held = await pool.acquire()
+    cancelled_in_line = asyncio.create_task(pool.acquire())
+    handed_then_cancelled = asyncio.create_task(pool.acquire())
+    last = asyncio.create_task(pool.acquire())
+    while pool.waiting < 3:
+        await asyncio.sleep(0)
+    cancelled_in_line.cancel()  # gives up while nothing is free: leaves the line
+    await asyncio.gather(cancelled_in_line, return_exceptions=True)
+    waiting_after_cancel = pool.waiting
+    pool.release(held)  # handed to the next in line...
+    handed_then_cancelled.cancel()  # ...which is cancelled before it could take it: passed on
+    await asyncio.gather(handed_then_cancelled, return_exceptions=True)
+    connection = await asyncio.wait_for(last, 10)
+    in_use, waiting = pool.in_use, pool.waiting
+    pool.release(connection)
+    await pool.close()
+    return waiting_after_cancel, in_use, waiting, handed_then_cancelled.cancelled()
+
+
+def test_a_cancelled_waiter_leaves_the_line_and_passes_on_a_connection_it_was_handed(app_url):
+    assert asyncio.run(_cancelled_waiters(app_url)) == (2, 1, 0, True)

@@ -117,22 +117,34 @@ class Pool:
             raise
 
     async def _wait_in_line(self) -> Connection:
-        handed_over: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        handed_over: asyncio.Future[Connection] = loop.create_future()
         self._waiting.append(handed_over)
         self._changed()
+        # A timer rather than asyncio.wait_for(shield(...)): every request takes this path while
+        # all connections are busy, and wait_for costs a task, a future and callbacks on top.
+        timer = loop.call_later(self.timeout_seconds, self._give_up, handed_over)
         try:
-            return await asyncio.wait_for(asyncio.shield(handed_over), self.timeout_seconds)
-        except (TimeoutError, asyncio.CancelledError) as exc:
+            return await handed_over
+        except asyncio.CancelledError:
             if handed_over.done() and not handed_over.cancelled() and handed_over.exception() is None:
                 self.release(handed_over.result())  # it arrived as we gave up: pass it on
             else:
                 handed_over.cancel()
-                if handed_over in self._waiting:
-                    self._waiting.remove(handed_over)
-            self._changed()
-            if isinstance(exc, TimeoutError):
-                raise PoolTimeout(f"no connection came free in {self.timeout_seconds:g} s") from None
+                self._leave_line(handed_over)
             raise
+        finally:
+            timer.cancel()
+
+    def _give_up(self, waiter: asyncio.Future[Connection]) -> None:
+        if not waiter.done():
+            waiter.set_exception(PoolTimeout(f"no connection came free in {self.timeout_seconds:g} s"))
+            self._leave_line(waiter)
+
+    def _leave_line(self, waiter: asyncio.Future[Connection]) -> None:
+        if waiter in self._waiting:
+            self._waiting.remove(waiter)
+        self._changed()
 
     def _hand_to_waiter(self, connection: Connection) -> bool:
         while self._waiting:
