@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import Receive, Scope, Send
 
 from api.config import Settings, get_settings
@@ -48,6 +49,9 @@ row-level-security policies; errors are RFC 9457 problem details.
 """
 
 
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None, *, answer_hot_reads: bool = True) -> FastAPI:
     """The app; `answer_hot_reads=False` leaves every request to FastAPI's routing (tests compare)."""
     settings = settings or get_settings()
@@ -68,7 +72,16 @@ def create_app(settings: Settings | None = None, *, answer_hot_reads: bool = Tru
                 await database.stop()
 
     # No trailing-slash redirects: Starlette would build their Location from the Host header.
-    app = FastAPI(title="Task API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, redirect_slashes=False)
+    app = FastAPI(
+        title="Task API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        # Metrics are Prometheus's and logs our JSON lines. FastAPI's OpenTelemetry hooks would
+        # look up three global providers on every request, to find none configured.
+        telemetry=NO_OPENTELEMETRY,
+    )
     app.state.services = services
     configure_logging(settings.log_format)
     fast_lane = HotReads().answer_for if answer_hot_reads else None
