@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     tuple_,
     union_all,
 )
@@ -331,7 +332,8 @@ async def create_task_once(
     return (from_stored(row), True) if replayed else (row, False)
 
 
-_GET = prepare(select(*TASK_COLUMNS).where(TASKS.c.id == bindparam("row_id", type_=BigInteger)))
+# A function, not a select: PL/pgSQL keeps the plan (db/functions/app.task_by_id.sql).
+_GET = prepare(text(f"select {TASK_COLUMN_NAMES} from app.task_by_id(cast(:row_id as bigint))"))
 
 
 async def get_task(tx: RequestTransaction, *, task_id: int) -> Task:

@@ -2,7 +2,7 @@
 -- Run with: pg_prove -d <database> db/tests/*.sql   (everything is rolled back)
 begin;
 create extension if not exists pgtap;
-select plan(42);
+select plan(44);
 
 select policies_are(
   'public', 'tasks',
@@ -151,6 +151,15 @@ select has_index('public', 'task_tags', 'task_tags_task_id_idx', 'one task''s ta
 select ok(
   exists (select from pg_statistic_ext where stxname = 'task_tags_user_id_tag_key_stats'),
   'the planner knows how tags and users go together (extended statistics on task_tags)'
+);
+
+-- app.task_by_id: the API's get, a function only so that its plan is kept
+select isnt_definer(
+  'app', 'task_by_id', array['bigint'],
+  'app.task_by_id runs as its caller (security invoker): the policies on tasks apply inside it'
+);
+select function_privs_are(
+  'app', 'task_by_id', array['bigint'], 'public', array[]::text[], 'PUBLIC may not execute app.task_by_id'
 );
 
 select * from finish();

@@ -2,13 +2,14 @@
 -- so this runs as any role that may become app_user; everything is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(36);
+select plan(38);
 
 set local role app_user;
 select set_config('app.user_id', 'alice', true);
 insert into tasks (title) values ('alice 1'), ('alice 2');
 select set_config('app.user_id', 'bob', true);
 insert into tasks (title) values ('bob 1');
+select set_config('test.bob_task', (select id::text from tasks where title = 'bob 1'), true);
 insert into idempotency_keys (key, request_hash, expires_at)
 values ('bob-key', 'h', now() + interval '1 hour'), ('shared', 'h', now() + interval '1 hour');
 select set_config('app.user_id', 'alice', true);
@@ -23,6 +24,14 @@ select results_eq(
   'alice sees only her rows, with no where clause'
 );
 select is((select count(*)::int from tasks where user_id = 'bob'), 0, 'alice cannot find bob''s rows by asking');
+select is(
+  (select count(*)::int from app.task_by_id(current_setting('test.bob_task')::bigint)), 0,
+  'alice cannot get bob''s task by its id (app.task_by_id, the API''s get)'
+);
+select results_eq(
+  'select title from app.task_by_id((select min(id) from tasks))', array['alice 1'],
+  'alice gets her own task by its id'
+);
 
 -- Writing for someone else
 select throws_ok(
