@@ -2,7 +2,7 @@
 -- so this runs as any role that may become app_user; everything is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(38);
+select plan(40);
 
 set local role app_user;
 select set_config('app.user_id', 'alice', true);
@@ -32,6 +32,21 @@ select results_eq(
   'select title from app.task_by_id((select min(id) from tasks))', array['alice 1'],
   'alice gets her own task by its id'
 );
+-- PL/pgSQL keeps the plan, and after five calls may keep a generic one: the policy must still
+-- decide on every call, for whoever is asking then.
+select set_config('test.alice_task', (select min(id)::text from tasks), true);
+select is(
+  (select count(*)::int from generate_series(1, 12) as g,
+     lateral app.task_by_id(current_setting('test.alice_task')::bigint + g * 0)),
+  12, 'alice gets her task on each of 12 calls'
+);
+select set_config('app.user_id', 'bob', true);
+select is(
+  (select count(*)::int from generate_series(1, 12) as g,
+     lateral app.task_by_id(current_setting('test.alice_task')::bigint + g * 0)),
+  0, 'then bob, on the same connection and its kept plan, gets none of them'
+);
+select set_config('app.user_id', 'alice', true);
 
 -- Writing for someone else
 select throws_ok(
