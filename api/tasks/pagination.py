@@ -45,8 +45,8 @@ class Cursor:
     @classmethod
     def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
         key = task[sort.column]
-        if sort.column in _TIMESTAMP_COLUMNS and key is not None:
-            key = datetime.fromisoformat(key)  # read as PostgreSQL's text (api/database/timestamps.py)
+        if sort.column in _TIMESTAMP_COLUMNS and isinstance(key, str):
+            key = datetime.fromisoformat(key)  # the API reads timestamps as text (api/database/timestamps.py)
         return cls(sort=sort, key=key, id=task["id"])
 
     @classmethod

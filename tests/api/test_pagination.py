@@ -3,12 +3,14 @@
 import base64
 import json
 import struct
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
+from api.tasks.models import TaskSort
+from api.tasks.pagination import Cursor
 from tests.api.support import assert_invalid, insert_tasks, next_link, parse_time, walk
 from tests.support.app import tasks_url
 from tests.support.tokens import bearer, token_for
@@ -220,6 +222,15 @@ class TestWalkingTheLinks:
 
 
 class TestCursor:
+    @pytest.mark.parametrize("sort", ["created", "-updated", "due"])
+    def test_a_cursor_after_a_timestamp_read_as_text_or_as_a_datetime_is_the_same(self, sort):
+        """The API reads timestamps as PostgreSQL's text; bench.scale reads them as datetimes."""
+        column = TaskSort(sort).column
+        as_text = Cursor.after({column: "2026-11-29 07:59:09.8314+01", "id": 7}, TaskSort(sort))
+        moment = datetime(2026, 11, 29, 6, 59, 9, 831400, tzinfo=UTC)
+        assert as_text == Cursor.after({column: moment, "id": 7}, TaskSort(sort))
+        assert Cursor.decode(as_text.encode()) == as_text
+
     def test_a_cursor_from_a_link_works_when_sent_by_itself(self, client, admin):
         seed(admin, 3)
         first = get(client, limit=2, sort="title")
