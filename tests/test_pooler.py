@@ -64,3 +64,25 @@ def test_migrations_use_the_direct_url_while_the_api_uses_the_pooler(pgbouncer, 
     result = run_taskapi("migrate", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "migrated to" in result.stdout
+
+
+def test_a_kept_plan_on_a_shared_server_connection_still_answers_only_its_caller(pgbouncer, tmp_path):
+    """The get's plan is kept by the server connection (app.task_by_id, PL/pgSQL). With one
+    server connection for everyone, alice and bob take turns on it, past the point where
+    PostgreSQL may switch to a generic plan: each still gets only their own task."""
+    env = {"DATABASE_URL": pgbouncer["single_url"], "JWT_SECRET": JWT_SECRET}
+    with serving(env, tmp_path) as (base, _), httpx.Client(base_url=base) as client:
+        ids = {}
+        for user in ("alice", "bob"):
+            created = client.post(f"/api/{user}/tasks", json={"title": f"{user}'s"}, headers=bearer(token_for(user)))
+            assert created.status_code == 201
+            ids[user] = created.json()["id"]
+        answers = {
+            (asker, owner): {
+                client.get(f"/api/{asker}/tasks/{ids[owner]}", headers=bearer(token_for(asker))).status_code
+                for _ in range(8)
+            }
+            for asker, owner in (("alice", "alice"), ("bob", "alice"), ("bob", "bob"), ("alice", "bob"))
+        }
+    own, others = {200}, {404}
+    assert answers == {("alice", "alice"): own, ("bob", "alice"): others, ("bob", "bob"): own, ("alice", "bob"): others}
