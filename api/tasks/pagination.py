@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.common.representation import TIMESTAMPS
 from api.tasks.models import BIGINT_MAX, PRIORITIES, TITLE_MAX, TaskSort, is_storable
 
 _FORMAT = 1
@@ -29,7 +30,6 @@ MAX_CURSOR_LENGTH = -(-MAX_CURSOR_BYTES * 4 // 3)  # base64 without padding, rou
 
 
 SortKey = datetime | str | int | None  # None: a task without a due date
-_TIMESTAMP_COLUMNS = ("created_at", "updated_at", "due_at")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Cursor:
     @classmethod
     def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
         key = task[sort.column]
-        if sort.column in _TIMESTAMP_COLUMNS and isinstance(key, str):
+        if sort.column in TIMESTAMPS and isinstance(key, str):
             key = datetime.fromisoformat(key)  # the API reads timestamps as text (api/database/timestamps.py)
         return cls(sort=sort, key=key, id=task["id"])
 
