@@ -5,12 +5,17 @@ fields in their order, timestamps in UTC as RFC 3339 with a `Z` (read from Postg
 rewritten by api/database/timestamps.py), a priority by its name. Rows are rendered by orjson
 rather than validated and re-serialised through pydantic, which would cost more than the rest
 of a short request.
+
+A task's row is read straight into its representation (`task_rows`, a psycopg row factory):
+one step per row as it leaves the driver, rather than a dict by column name and then a second
+dict for the JSON (about a third of reading and rendering a page of tasks).
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from psycopg.rows import RowMaker, dict_row
 
 from api.database.timestamps import rfc3339
 from api.lists.models import ListRead
@@ -25,12 +30,34 @@ Task = Mapping[str, Any]  # a task's row: every column of TASK_FIELDS
 TaskList = Mapping[str, Any]  # a list's row with its counts: every field of LIST_FIELDS
 
 
+def task_rows(cursor: Any) -> RowMaker[dict[str, Any]]:
+    """Read rows of task columns as tasks are represented (other columns, such as a write's
+    `applied`, are read as they are); any other result, as a dict by column name."""
+    result = cursor.pgresult
+    names = [result.fname(index).decode() for index in range(result.nfields)] if result else []
+    if "priority" not in names:
+        return dict_row(cursor)
+    timestamps = [(index, name) for index, name in enumerate(names) if name in TIMESTAMPS]
+    priority = names.index("priority")
+
+    def task_row(values: Sequence[Any]) -> dict[str, Any]:
+        task = dict(zip(names, values, strict=True))
+        for index, name in timestamps:
+            if (value := values[index]) is not None:
+                task[name] = rfc3339(value)
+        task["priority"] = PRIORITY_NAMES[values[priority]]
+        return task
+
+    return task_row
+
+
 def task_json(task: Task) -> bytes:
-    return orjson.dumps(_task_fields(task))
+    return orjson.dumps({name: task[name] for name in TASK_FIELDS})
 
 
 def tasks_json(tasks: Sequence[Task]) -> bytes:
-    return orjson.dumps([_task_fields(task) for task in tasks])
+    """A page of tasks read by `task_rows` from rows of exactly the task's columns."""
+    return orjson.dumps(tasks)
 
 
 def list_json(task_list: TaskList) -> bytes:
@@ -39,12 +66,6 @@ def list_json(task_list: TaskList) -> bytes:
 
 def lists_json(task_lists: Sequence[TaskList]) -> bytes:
     return orjson.dumps([_list_fields(task_list) for task_list in task_lists])
-
-
-def _task_fields(task: Task) -> dict[str, Any]:
-    fields = _in_rfc3339({name: task[name] for name in TASK_FIELDS})
-    fields["priority"] = PRIORITY_NAMES[fields["priority"]]
-    return fields
 
 
 def _list_fields(task_list: TaskList) -> dict[str, Any]:
@@ -66,6 +87,13 @@ TASK_FIELDS_ADDED_LATER: dict[str, Any] = {
     "tags": [],
     "completed_at": None,
 }
+
+
+def task_from_stored(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's answer stored as JSON (an idempotent request's), as `task_rows` reads a task."""
+    task = _in_rfc3339(from_stored(answer))
+    task["priority"] = PRIORITY_NAMES[task["priority"]]
+    return task
 
 
 def from_stored(

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import errors as pg_errors
+from psycopg.rows import AsyncRowFactory, DictRow, dict_row
 from sqlalchemy import (
     BigInteger,
     CompoundSelect,
@@ -64,7 +65,9 @@ _CLAIM_KEY = prepare(
 _STORED_ANSWER = prepare(text("select request_hash, response_body from idempotency_keys where key = :key"))
 
 
-def create_if_claimed(table: str, values: dict[str, str], returning: str) -> Prepared:
+def create_if_claimed(
+    table: str, values: dict[str, str], returning: str, *, rows: AsyncRowFactory[DictRow] = dict_row
+) -> Prepared:
     """Insert the row only if this transaction holds the key's claim (no answer stored yet),
     and store the row as the key's answer. `values`: column -> SQL expression."""
     return prepare(
@@ -78,7 +81,8 @@ def create_if_claimed(table: str, values: dict[str, str], returning: str) -> Pre
             "  update idempotency_keys k set response_status = 201, response_body = to_jsonb(created)"
             "    from created where k.key = :key"
             ") select * from created"
-        )
+        ),
+        rows=rows,
     )
 
 
@@ -94,7 +98,7 @@ async def create_once(
     statements = [
         _PURGE_EXPIRED_KEYS.bind(),
         _CLAIM_KEY.bind(**key, request_hash=request.request_hash, ttl=timedelta(seconds=request.ttl_seconds)),
-        Statement(insert_if_claimed.sql, {**insert_if_claimed.params, **key}),
+        Statement(insert_if_claimed.sql, {**insert_if_claimed.params, **key}, insert_if_claimed.rows),
         _STORED_ANSWER.bind(**key),
     ]
     try:
@@ -129,7 +133,9 @@ def names_versions(if_match: EntityTags | None) -> bool:
     return if_match is not None and not if_match.any
 
 
-def guarded_update(table: Table, values: dict[str, Any], *, guarded: bool) -> Prepared:
+def guarded_update(
+    table: Table, values: dict[str, Any], *, guarded: bool, rows: AsyncRowFactory[DictRow] = dict_row
+) -> Prepared:
     """Update the row `row_id` with `values`, a new version and a later `updated_at`."""
     c = table.c
     # Strictly later than before, even if the clock has not moved.
@@ -137,7 +143,7 @@ def guarded_update(table: Table, values: dict[str, Any], *, guarded: bool) -> Pr
         "updated_at": func.greatest(func.now(), c.updated_at + literal_column("interval '1 microsecond'")),
         "version": c.version + 1,
     }
-    return prepare(_guarded(table, update(table).where(c.id == _ROW_ID).values(values), guarded))
+    return prepare(_guarded(table, update(table).where(c.id == _ROW_ID).values(values), guarded), rows=rows)
 
 
 @lru_cache(maxsize=4)

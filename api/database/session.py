@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import AsyncRowFactory, DictRow, dict_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -53,10 +53,11 @@ Rows = list[DictRow]
 
 @dataclass(frozen=True)
 class Statement:
-    """SQL text and this request's values for its placeholders."""
+    """SQL text, this request's values for its placeholders, and how its rows are read."""
 
     sql: str
     params: Mapping[str, Any]
+    rows: AsyncRowFactory[DictRow] = dict_row
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,17 @@ class Prepared:
 
     sql: str
     constants: Mapping[str, Any]  # values SQLAlchemy bound at build time (literals)
+    rows: AsyncRowFactory[DictRow] = dict_row
 
     def bind(self, **params: Any) -> Statement:
-        return Statement(self.sql, {**self.constants, **params} if self.constants else params)
+        return Statement(self.sql, {**self.constants, **params} if self.constants else params, self.rows)
 
 
-def prepare(statement: ClauseElement) -> Prepared:
+def prepare(statement: ClauseElement, *, rows: AsyncRowFactory[DictRow] = dict_row) -> Prepared:
+    """Compile once; `rows`: how its rows are read (by default, a dict by column name)."""
     compiled = statement.compile(dialect=DIALECT)
     constants = {name: value for name, value in (compiled.params or {}).items() if value is not None}
-    return Prepared(compiled.string, constants)
+    return Prepared(compiled.string, constants, rows)
 
 
 def identity(user_id: str, *, statement_timeout_ms: int, lock_timeout_ms: int) -> dict[str, str]:
@@ -170,8 +173,14 @@ class RequestTransaction:
             await cursor.execute(message, params)
             TRANSACTION_SECONDS.observe(time.perf_counter() - sent)
             results: list[Rows] = []
-            while cursor.nextset():  # the identity statement's result comes first: skipped
-                results.append(await cursor.fetchall() if cursor.pgresult and cursor.pgresult.ntuples else [])
+            for statement in statements:  # the identity statement's result comes first: skipped
+                cursor.nextset()
+                if not (cursor.pgresult and cursor.pgresult.ntuples):
+                    results.append([])
+                    continue
+                if cursor.row_factory is not statement.rows:
+                    cursor.row_factory = statement.rows
+                results.append(await cursor.fetchall())
             return results
         except psycopg.Error as exc:
             if connection.broken or connection.closed:

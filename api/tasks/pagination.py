@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api.common.representation import TIMESTAMPS
+from api.common.representation import PRIORITY_NAMES, TIMESTAMPS
 from api.tasks.models import BIGINT_MAX, PRIORITIES, TITLE_MAX, TaskSort, is_storable
 
 _FORMAT = 1
@@ -45,8 +45,11 @@ class Cursor:
     @classmethod
     def after(cls, task: Mapping[str, Any], sort: TaskSort) -> "Cursor":
         key = task[sort.column]
-        if sort.column in TIMESTAMPS and isinstance(key, str):
-            key = datetime.fromisoformat(key)  # the API reads timestamps as text (api/database/timestamps.py)
+        if isinstance(key, str):  # a task as represented (api/common/representation.py)
+            if sort.column in TIMESTAMPS:
+                key = datetime.fromisoformat(key)
+            elif sort.column == "priority":
+                key = PRIORITY_NAMES.index(key)
         return cls(sort=sort, key=key, id=task["id"])
 
     @classmethod

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 from api.common.etags import EntityTags
-from api.common.representation import Task, from_stored
+from api.common.representation import Task, task_from_stored, task_rows
 from api.common.writes import (
     IdempotentCreate,
     create_if_claimed,
@@ -193,8 +193,8 @@ def _list_statement(shape: Shape) -> Prepared:
     """The list statement of one shape (filters, order, a cursor or not), compiled once."""
     statement = _hint_owner(_filtered(select(*TASK_COLUMNS), shape))
     if shape.sort.column == "due_at":
-        return prepare(_by_due_date(statement, shape))
-    return prepare(_ordered_after_cursor(statement, shape).limit(bindparam("page_rows")))
+        return prepare(_by_due_date(statement, shape), rows=task_rows)
+    return prepare(_ordered_after_cursor(statement, shape).limit(bindparam("page_rows")), rows=task_rows)
 
 
 def list_statement(query: ListQuery, owner: str) -> Statement:
@@ -272,7 +272,8 @@ _CREATE = prepare(
         {name: bindparam(name, type_=_WRITE_TYPES[name]) for name in WRITABLE}
         | {"completed_at": _completed_at(bindparam("completed", type_=Boolean))}
     )
-    .returning(*TASK_COLUMNS)
+    .returning(*TASK_COLUMNS),
+    rows=task_rows,
 )
 
 
@@ -311,6 +312,7 @@ _CREATE_TASK_IF_CLAIMED = create_if_claimed(
     {name: f"cast(:{name} as {_WRITE_TYPES[name].compile(dialect=DIALECT)})" for name in WRITABLE}
     | {"completed_at": "case when cast(:completed as boolean) then now() end"},
     TASK_COLUMN_NAMES,
+    rows=task_rows,
 )
 
 
@@ -329,11 +331,11 @@ async def create_task_once(
         )
     except pg_errors.ForeignKeyViolation:
         raise _unknown_list(data) from None
-    return (from_stored(row), True) if replayed else (row, False)
+    return (task_from_stored(row), True) if replayed else (row, False)
 
 
 # A function, not a select: PL/pgSQL keeps the plan (db/functions/app.task_by_id.sql).
-_GET = prepare(text(f"select {TASK_COLUMN_NAMES} from app.task_by_id(cast(:row_id as bigint))"))
+_GET = prepare(text(f"select {TASK_COLUMN_NAMES} from app.task_by_id(cast(:row_id as bigint))"), rows=task_rows)
 
 
 async def get_task(tx: RequestTransaction, *, task_id: int) -> Task:
@@ -386,4 +388,4 @@ def _update_statement(columns: frozenset[str], *, toggle: bool, guarded: bool) -
         values["completed_at"] = _completed_at(~c.completed)
     elif "completed" in columns:
         values["completed_at"] = _completed_at(bindparam("completed", type_=Boolean), c.completed_at)
-    return guarded_update(TASKS, values, guarded=guarded)
+    return guarded_update(TASKS, values, guarded=guarded, rows=task_rows)
