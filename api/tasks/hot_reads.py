@@ -19,10 +19,10 @@ as always. That is decided before anything is done, so a request is never answer
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, get_origin
+from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -41,6 +41,7 @@ _TASK_ID: TypeAdapter[int] = TypeAdapter(tasks.TaskId)
 _IF_NONE_MATCH_VALUE: TypeAdapter[str | None] = TypeAdapter(IfNoneMatch)
 # Query parameters FastAPI collects with getlist(); every other one takes the last value given.
 _REPEATABLE = {name for name, field in ListQuery.model_fields.items() if get_origin(field.annotation) is list}
+_SINGLE = ListQuery.model_fields.keys() - _REPEATABLE
 
 Answer = Callable[[Scope, Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -105,14 +106,13 @@ class _Repeated(Exception):
 
 
 def _list_query_values(query_string: bytes) -> dict[str, Any]:
-    """The query as FastAPI reads it: the last value of a parameter, or all of a repeatable one."""
-    params = QueryParams(query_string)
+    """The query as FastAPI reads it (Starlette's `QueryParams` parses it so): the last value of a
+    parameter, or all of a repeatable one, in order. Only the parameters given are looked at."""
     values: dict[str, Any] = {}
-    for name in ListQuery.model_fields:
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in _REPEATABLE:
-            if found := params.getlist(name):
-                values[name] = found
-        elif (value := params.get(name)) is not None:
+            values.setdefault(name, []).append(value)
+        elif name in _SINGLE:
             values[name] = value
     return values
 
