@@ -8,7 +8,7 @@ machines, or plain text in a terminal.
 
 import hashlib
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -215,4 +215,6 @@ def _request_id(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if _SAFE_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return os.urandom(16).hex()
+    # 128 random bits name a request uniquely; they need not be secret, so not os.urandom's
+    # system call per request. `random` is reseeded in every forked worker.
+    return f"{random.getrandbits(128):032x}"
