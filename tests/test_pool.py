@@ -77,3 +77,33 @@ async def _cancelled_waiters(app_url: str) -> tuple[int, int, int, bool]:
 
 def test_a_cancelled_waiter_leaves_the_line_and_passes_on_a_connection_it_was_handed(app_url):
     assert asyncio.run(_cancelled_waiters(app_url)) == (2, 1, 0, True)
+
+
+async def _waiter_behind_a_served_one(app_url: str) -> tuple[float, int, int]:
+    timeout = 0.3
+    pool = Pool(lambda: psycopg.AsyncConnection.connect(app_url), size=1, max_size=1, timeout_seconds=timeout)
+    loop = asyncio.get_running_loop()
+    held = await pool.acquire()
+    first = asyncio.create_task(pool.acquire())
+    while pool.waiting < 1:
+        await asyncio.sleep(0)
+    await asyncio.sleep(timeout / 3)  # the second in line comes later: its deadline is later
+    started = loop.time()
+    second = asyncio.create_task(pool.acquire())
+    while pool.waiting < 2:
+        await asyncio.sleep(0)
+    pool.release(held)  # the first is served before its deadline; nobody releases again
+    connection = await first
+    with pytest.raises(PoolTimeout):
+        await asyncio.wait_for(second, 10)  # not left waiting once the first one's deadline has passed
+    waited = loop.time() - started
+    waiting, in_use = pool.waiting, pool.in_use
+    pool.release(connection)
+    await pool.close()
+    return waited, waiting, in_use
+
+
+def test_a_waiter_behind_one_that_was_served_gives_up_after_its_own_timeout(app_url):
+    waited, waiting, in_use = asyncio.run(_waiter_behind_a_served_one(app_url))
+    assert waited >= 0.3 - 0.002  # its full timeout (a timer may fire a millisecond early)
+    assert (waiting, in_use) == (0, 1)

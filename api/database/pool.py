@@ -19,6 +19,10 @@ from psycopg.pq import TransactionStatus
 logger = logging.getLogger("api.database")
 
 Connection = psycopg.AsyncConnection[Any]
+Waiter = asyncio.Future[Connection]
+# A timer may fire up to the loop's clock resolution early; a waiter this close to its deadline
+# has waited its time.
+_TIMER_SLACK_SECONDS = 0.001
 
 
 class PoolTimeout(Exception):
@@ -43,7 +47,9 @@ class Pool:
         self.timeout_seconds = timeout_seconds
         self._on_change = on_change
         self._idle: deque[Connection] = deque()
-        self._waiting: deque[asyncio.Future[Connection]] = deque()
+        self._waiting: deque[tuple[Waiter, float]] = deque()  # each with its deadline (loop time)
+        self._line_timer: asyncio.TimerHandle | None = None  # at the earliest deadline in line
+        self._line_deadline = 0.0
         self._opened = 0  # connections open or being opened
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,7 +105,9 @@ class Pool:
 
     async def close(self) -> None:
         self._closed = True
-        for waiter in self._waiting:
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+        for waiter, _ in self._waiting:
             if not waiter.done():
                 waiter.set_exception(PoolTimeout("the pool is closed"))
         self._waiting.clear()
@@ -118,12 +126,14 @@ class Pool:
 
     async def _wait_in_line(self) -> Connection:
         loop = asyncio.get_running_loop()
-        handed_over: asyncio.Future[Connection] = loop.create_future()
-        self._waiting.append(handed_over)
+        handed_over: Waiter = loop.create_future()
+        deadline = loop.time() + self.timeout_seconds
+        self._waiting.append((handed_over, deadline))
         self._changed()
-        # A timer rather than asyncio.wait_for(shield(...)): every request takes this path while
-        # all connections are busy, and wait_for costs a task, a future and callbacks on top.
-        timer = loop.call_later(self.timeout_seconds, self._give_up, handed_over)
+        # One timer for the whole line, not one per waiter: every request waits here while all
+        # connections are busy, and a timer each (or asyncio.wait_for) cost more than the wait.
+        if self._line_timer is None or deadline < self._line_deadline:
+            self._arm_line_timer(loop, deadline)
         try:
             return await handed_over
         except asyncio.CancelledError:
@@ -133,22 +143,35 @@ class Pool:
                 handed_over.cancel()
                 self._leave_line(handed_over)
             raise
-        finally:
-            timer.cancel()
 
-    def _give_up(self, waiter: asyncio.Future[Connection]) -> None:
-        if not waiter.done():
-            waiter.set_exception(PoolTimeout(f"no connection came free in {self.timeout_seconds:g} s"))
+    def _arm_line_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+        self._line_deadline = deadline
+        self._line_timer = loop.call_at(deadline, self._give_up_overdue, loop)
+
+    def _give_up_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail every waiter whose time is up; the timer then waits for the next deadline."""
+        self._line_timer = None
+        now = loop.time() + _TIMER_SLACK_SECONDS
+        overdue = [waiter for waiter, deadline in self._waiting if deadline <= now]
+        for waiter in overdue:
+            if not waiter.done():
+                waiter.set_exception(PoolTimeout(f"no connection came free in {self.timeout_seconds:g} s"))
             self._leave_line(waiter)
+        if self._waiting:
+            self._arm_line_timer(loop, min(deadline for _, deadline in self._waiting))
 
-    def _leave_line(self, waiter: asyncio.Future[Connection]) -> None:
-        if waiter in self._waiting:
-            self._waiting.remove(waiter)
+    def _leave_line(self, waiter: Waiter) -> None:
+        for entry in self._waiting:
+            if entry[0] is waiter:
+                self._waiting.remove(entry)
+                break
         self._changed()
 
     def _hand_to_waiter(self, connection: Connection) -> bool:
         while self._waiting:
-            waiter = self._waiting.popleft()
+            waiter, _ = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(connection)
                 return True
@@ -173,7 +196,7 @@ class Pool:
             self._opened -= 1
             logger.warning("could not open a database connection: %s", type(exc).__name__)
             while self._waiting:  # the database is unreachable: say so to the one first in line
-                waiter = self._waiting.popleft()
+                waiter, _ = self._waiting.popleft()
                 if not waiter.done():
                     waiter.set_exception(exc)
                     break

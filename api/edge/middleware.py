@@ -203,7 +203,8 @@ def _first_header(scope: Scope, name: bytes) -> str | None:
     (most requests have no body headers; raising was about 2% of a short read's server CPU)."""
     for key, value in scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
+            text: str = value.decode("latin-1")
+            return text
     return None
 
 
