@@ -8,7 +8,7 @@ of a short request.
 
 A task's row is read straight into its representation (`task_rows`, a psycopg row factory):
 one step per row as it leaves the driver, rather than a dict by column name and then a second
-dict for the JSON (about a third of reading and rendering a page of tasks).
+dict for the JSON (a sixth of reading and rendering a page of tasks).
 """
 
 from collections.abc import Mapping, Sequence
