@@ -37,6 +37,11 @@ def task_rows(cursor: Any) -> RowMaker[dict[str, Any]]:
     names = [result.fname(index).decode() for index in range(result.nfields)] if result else []
     if "priority" not in names:
         return dict_row(cursor)
+    return _task_row_maker(names)
+
+
+def _task_row_maker(names: Sequence[str]) -> RowMaker[dict[str, Any]]:
+    """A task from the values of the columns `names`, as the API represents it."""
     timestamps = [(index, name) for index, name in enumerate(names) if name in TIMESTAMPS]
     priority = names.index("priority")
 
@@ -89,11 +94,12 @@ TASK_FIELDS_ADDED_LATER: dict[str, Any] = {
 }
 
 
+_stored_task = _task_row_maker(TASK_FIELDS)
+
+
 def task_from_stored(answer: Mapping[str, Any]) -> dict[str, Any]:
     """A task's answer stored as JSON (an idempotent request's), as `task_rows` reads a task."""
-    task = _in_rfc3339(from_stored(answer))
-    task["priority"] = PRIORITY_NAMES[task["priority"]]
-    return task
+    return _stored_task(tuple(from_stored(answer).values()))
 
 
 def from_stored(
