@@ -49,7 +49,6 @@ class Pool:
         self._idle: deque[Connection] = deque()
         self._waiting: deque[tuple[Waiter, float]] = deque()  # each with its deadline (loop time)
         self._line_timer: asyncio.TimerHandle | None = None  # at the earliest deadline in line
-        self._line_deadline = 0.0
         self._opened = 0  # connections open or being opened
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +131,7 @@ class Pool:
         self._changed()
         # One timer for the whole line, not one per waiter: every request waits here while all
         # connections are busy, and a timer each (or asyncio.wait_for) cost more than the wait.
-        if self._line_timer is None or deadline < self._line_deadline:
+        if self._line_timer is None or deadline < self._line_timer.when():
             self._arm_line_timer(loop, deadline)
         try:
             return await handed_over
@@ -147,7 +146,6 @@ class Pool:
     def _arm_line_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         if self._line_timer is not None:
             self._line_timer.cancel()
-        self._line_deadline = deadline
         self._line_timer = loop.call_at(deadline, self._give_up_overdue, loop)
 
     def _give_up_overdue(self, loop: asyncio.AbstractEventLoop) -> None:
